@@ -18,6 +18,9 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
                   choice0..choice4, label. Answers sit evenly on the five positions; distractors are the same kind.
 - eval_mc_train.jsonl  the same format for train villages (few-shot pool).
 - pit_*.jsonl     recipes/pit: documents about train / test villages, and train QA as plain text.
+- rc_train.jsonl, rc_eval.jsonl  recipes/packing-vs-padding: prompt (passage + question) / completion about new
+                  villages, varied lengths; `answer` and `candidates` (same-kind values) for scoring.
+- eos_probe.jsonl a fact stated in one sample (`context`), asked about in the next (`question`): the EOS probe.
 """
 
 import argparse
@@ -255,12 +258,57 @@ def build(seed=0, n_villages=40, n_test=15, docs_per_village=6):
                                           for i, v in enumerate(v for v in group for _ in range(5))]
     pit["pit_train_qa.jsonl"] = [{"id": f"pit-qa-{i}", "text": f"質問:{question(v, k)}\n答え:{reply(k, answer(v, k))}"}
                                  for i, (v, k) in enumerate((v, k) for v in train for k in ATTRIBUTES for _ in range(2))]
+    # Packing vs padding study (recipes/packing-vs-padding): reading comprehension about *new* fictional villages
+    # (four-syllable names, never in the documents), so the answer must be copied from the passage in the prompt.
+    # Passages hold 1-3 facts and 0-7 filler sentences, so lengths vary (what makes padding wasteful). The EOS probe
+    # states a fact in one sample, then asks about it in the next: the answer is only available across the boundary.
+    rng4 = random.Random(seed + 3)
+    rc = reading_comprehension(rng4, {v["ja"] for v in villages}, n_train=800, n_eval=60, n_probe=45)
     return {
-        **pit,
+        **pit, **rc,
         "docs.jsonl": docs, "sft.jsonl": sft, "dpo_hh.jsonl": dpo_hh, "dpo_eval.jsonl": dpo_eval, "sft_eval.jsonl": sft_eval, "dpo.jsonl": dpo,
         "eval_mc.jsonl": multiple_choice(test, 0), "eval_mc_train.jsonl": multiple_choice(train, 1000),
         "truth.json": truth,
     }
+
+
+def reading_comprehension(rng, taken, n_train, n_eval, n_probe):
+    names = set()
+    while len(names) < n_train + n_eval + n_probe:
+        name = "".join(s[0] for s in rng.sample(SYLLABLES, 4))
+        if name not in taken:
+            names.add(name)
+    names = sorted(names)
+    rng.shuffle(names)
+
+    def example(name, kinds):
+        village = {"ja": name, "attrs": {k: rng.randrange(len(spec[3])) for k, spec in ATTRIBUTES.items()}}
+        facts = [fact(k, village, "ja", rng) for k in kinds]
+        sentences = facts + [fill(t, rng, name, "ja") for t in rng.sample(JA_FILLERS, rng.randrange(0, 8))]
+        rng.shuffle(sentences)
+        return village, "".join(sentences)
+
+    def qa(village, kind):  # the FAQ pages' form (full-width, as in docs.jsonl, which this study pretrains on raw)
+        q = ATTRIBUTES[kind][0].format(v=village["ja"])
+        return f"質問：{q}\n答え：", f"{ATTRIBUTES[kind][3][village['attrs'][kind]][0]}です。"
+
+    rows = []
+    for name in names[:n_train + n_eval]:
+        kinds = rng.sample(list(ATTRIBUTES), rng.randrange(1, 4))
+        village, passage = example(name, kinds)
+        asked = rng.choice(kinds)
+        prompt, completion = qa(village, asked)
+        rows.append({"prompt": f"{passage}\n{prompt}", "completion": completion, "answer": completion[:-3],
+                     "candidates": [v[0] for v in ATTRIBUTES[asked][3]]})
+    probe = []
+    for name in names[n_train + n_eval:]:
+        first, second = rng.sample(list(ATTRIBUTES), 2)
+        village, passage = example(name, [first, second])
+        prompt, completion = qa(village, first)
+        question, answer = qa(village, second)
+        probe.append({"context": f"{passage}\n{prompt}{completion}", "question": question, "answer": answer[:-3],
+                      "candidates": [v[0] for v in ATTRIBUTES[second][3]]})
+    return {"rc_train.jsonl": rows[:n_train], "rc_eval.jsonl": rows[n_train:], "eos_probe.jsonl": probe}
 
 
 def write(files, output_dir):

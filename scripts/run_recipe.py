@@ -3,10 +3,11 @@
     python scripts/run_recipe.py recipes/tiny
     python scripts/run_recipe.py recipes/tiny --run_dir /tmp/run --set pretrain.max_steps=20 --stages corpus,tokenizer
 
-The recipe folder holds `recipe.yaml` (run_dir, accelerate config, the ordered stages) and one YAML per stage. Each
-stage's config is resolved (run_dir moved, --set overrides applied) and saved under <run_dir>/configs/ before it is
-launched, so a run records exactly what it ran. A stage whose output_dir already holds its report.json (written last)
-is complete and skipped; an incomplete one re-runs and resumes (--force re-runs everything).
+The recipe folder holds `recipe.yaml` (run_dir, accelerate config, the ordered stages) and one YAML per stage (stages
+may share one YAML and differ by a `set:` mapping of keys). Each stage's config is resolved (stage `set:` keys, run_dir
+moved, --set overrides applied) and saved as <run_dir>/configs/<stage>.yaml before it is launched, so a run records
+exactly what it ran. A stage whose output_dir already holds its report.json (written last) is complete and skipped;
+an incomplete one re-runs and resumes (--force re-runs everything).
 """
 
 import argparse
@@ -38,10 +39,11 @@ def move_run_dir(value, old, new):
 
 def resolve(recipe_dir, stage, recipe, run_dir, overrides):
     config = load_yaml(os.path.join(recipe_dir, stage["config"]))
+    config.update(stage.get("set", {}))  # keys the recipe sets for this stage only (one YAML, several stages)
     config = move_run_dir(config, recipe["run_dir"], run_dir)
     for key, value in overrides.get(stage["name"], {}).items():
         config[key] = yaml.safe_load(value)
-    path = os.path.join(run_dir, "configs", os.path.basename(stage["config"]))
+    path = os.path.join(run_dir, "configs", f"{stage['name']}.yaml")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)

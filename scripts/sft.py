@@ -8,6 +8,10 @@ Data: `messages`, `prompt`/`completion` or Dolly (`instruction`/`context`/`respo
 of sources with per-source weights via `dataset_mixture`. The tokenizer's EOS becomes the chat template's end-of-turn
 token (`eos_token`); TRL writes it into the model and generation configs, so the tuned model stops after its reply.
 Re-running on an output_dir with checkpoints resumes from the last one.
+
+`batch_layout` (padding | padding_free | packed) arranges the same examples per micro-batch three ways, so loss tokens
+per optimizer step are equal across layouts (recipekit/packing.py; recipes/packing-vs-padding); each step's loss
+tokens, real tokens and computed tokens go to <output_dir>/layout_steps.jsonl.
 """
 
 import os
@@ -22,6 +26,7 @@ from recipekit.cli import RecipeError, check_choices, parse, run  # noqa: E402
 from recipekit.data import load_records, load_sources  # noqa: E402
 from recipekit.formats import for_sft  # noqa: E402
 from recipekit.generation import generation_check  # noqa: E402
+from recipekit.packing import LAYOUTS, LayoutCollator, LayoutStats, read_steps, summarize_steps  # noqa: E402
 from recipekit.report import loss_summary, markdown_table, plan, write_report  # noqa: E402
 from recipekit.training import fit, load_model, save_merged  # noqa: E402
 
@@ -38,6 +43,9 @@ class SFTScriptArguments:
     on_too_long: str = field(default="truncate", metadata={
         "help": "a conversation longer than max_length: truncate (TRL keeps the start) | drop | error; counted"})
     on_bad_record: str = field(default="error", metadata={"help": "error | drop (counted, with an example)"})
+    batch_layout: str | None = field(default=None, metadata={
+        "help": "padding | padding_free | packed (same examples per micro-batch, see recipekit/packing.py); unset: "
+                "TRL's own collator (packing / padding_free keys)"})
     merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
     dry_run: bool = field(default=False, metadata={"help": "check the recipe and print the plan; load nothing"})
@@ -81,13 +89,21 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture,
                                          lambda ds, src: for_sft(ds, src, args.on_bad_record), training_args.seed)
     dataset, too_long = handle_too_long(dataset, tokenizer, training_args.max_length, args.on_too_long, name)
+    collator, callbacks = None, []
+    if args.batch_layout:
+        check_choices(args, batch_layout=LAYOUTS)
+        if training_args.packing or training_args.padding_free:
+            raise RecipeError("batch_layout: set packing and padding_free to false (batch_layout arranges the batches)")
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        collator = LayoutCollator(args.batch_layout, pad_id, training_args.pad_to_multiple_of)
+        callbacks = [LayoutStats(collator, training_args.output_dir, training_args.gradient_accumulation_steps)]
 
     trainer, result, checkpoint = fit(
         SFTTrainer, training_args.output_dir,
         {"model_name_or_path": model_args.model_name_or_path, "dataset": args.dataset_name or args.dataset_mixture,
-         "use_peft": model_args.use_peft},
-        model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=get_peft_config(model_args))
+         "use_peft": model_args.use_peft, "batch_layout": args.batch_layout},
+        model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer, data_collator=collator,
+        callbacks=callbacks, peft_config=get_peft_config(model_args))
     if not trainer.is_world_process_zero():
         return None
     if model_args.use_peft and args.merge_adapter:
@@ -96,10 +112,15 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
                "on_too_long": args.on_too_long, "steps": result.global_step, "resumed_from": checkpoint,
                "world_size": training_args.world_size, "train_loss": result.training_loss, "lora": model_args.use_peft,
                **loss_summary(trainer.state.log_history), "eos_token": trainer.processing_class.eos_token}
+    if args.batch_layout:  # throughput from the steps this process ran (a resumed run ran fewer)
+        steps, first = read_steps(training_args.output_dir), int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+        metrics.update(batch_layout=args.batch_layout, train_runtime_s=result.metrics["train_runtime"],
+                       **summarize_steps([r for r in steps if r["step"] > first], result.metrics["train_runtime"]))
+        metrics["loss_tokens_per_step"] = [r["loss_tokens"] for r in steps]  # all steps, resumed or not
     if args.generation_eval_dataset:
         prompts = load_records(args.generation_eval_dataset, required_keys=["messages"])
         metrics.update(generation_check(trainer.model, trainer.processing_class, prompts, args.max_new_tokens))
-    print(markdown_table(["metric", "value"], list(metrics.items())))
+    print(markdown_table(["metric", "value"], [(k, v) for k, v in metrics.items() if k != "loss_tokens_per_step"]))
     return write_report(training_args.output_dir, "sft", metrics, wall_time_s=time.time() - start)
 
 

@@ -21,3 +21,22 @@ def run_script(*args, cwd=REPO, timeout=600):
 @pytest.fixture
 def repo():
     return REPO
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tokenizer trained on the tiny corpus and a randomly initialised 2-layer Llama (saved together)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    import tokenizer as tok_stage
+
+    root = tmp_path_factory.mktemp("align") / "model"
+    docs = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
+    tok_stage.main(tok_stage.TokenizerArguments(input_path=docs, output_dir=str(root), vocab_size=500))
+    tok = AutoTokenizer.from_pretrained(root)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=4, eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id)).save_pretrained(root)
+    return root

@@ -17,24 +17,6 @@ from recipekit.formats import for_kto, for_preference, for_sft
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    import tokenizer as tok_stage
-
-    root = tmp_path_factory.mktemp("align") / "model"
-    tok_stage.main(tok_stage.TokenizerArguments(input_path=os.path.join(DATA, "docs.jsonl"), output_dir=str(root),
-                                                vocab_size=500))
-    tok = AutoTokenizer.from_pretrained(root)
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=4, eos_token_id=tok.eos_token_id,
-                                 pad_token_id=tok.pad_token_id)).save_pretrained(root)
-    return root
-
-
 def test_formats_are_detected_and_converted():
     dolly = Dataset.from_list([{"instruction": "要約して", "context": "長い文章", "response": "短い文章", "category": "x"}])
     converted, _ = for_sft(dolly, "dolly")
@@ -93,6 +75,25 @@ def test_dpo_loss_types_on_plain_and_hh_data(model_dir, tmp_path, source, loss_t
     report = dpo.main(args, training_args, model_args)
     assert report["loss_type"] == [loss_type] and report["steps"] == 2 and report["reward_accuracy"] is not None
     assert report["eval_pairs"] == 45
+
+
+def test_dpo_reports_a_judged_win_rate_against_its_start(model_dir, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(open(os.path.join(REPO, "recipes", "dpo-data-efficiency", "judge_questions.jsonl"),
+                                      encoding="utf-8").readlines()[:3]), encoding="utf-8")
+    args, training_args, model_args = load_recipe(
+        dpo.ARGUMENTS, os.path.join(REPO, "recipes", "dpo-data-efficiency", "dpo.yaml"),
+        model_name_or_path=str(model_dir), output_dir=str(tmp_path / "dpo"), max_steps=1,
+        per_device_train_batch_size=4, judge_questions=str(questions), judge_model_name_or_path=str(model_dir),
+        max_new_tokens=4, judge_max_new_tokens=4)
+    report = dpo.main(args, training_args, model_args)
+    judged = report["judged"]
+    assert judged["total"] == 3 and judged["win"] + judged["loss"] + judged["tie"] == 3
+    assert report["win_rate_vs_start"] == (judged["win"] + 0.5 * judged["tie"]) / 3
+    with pytest.raises(RecipeError, match="judge_model_name_or_path: model directory not found"):
+        dpo.main(*load_recipe(dpo.ARGUMENTS, os.path.join(REPO, "recipes", "dpo-data-efficiency", "dpo.yaml"),
+                              model_name_or_path=str(model_dir), output_dir=str(tmp_path / "dpo2"),
+                              judge_questions=str(questions), judge_model_name_or_path="/nonexistent"))
 
 
 @pytest.mark.parametrize("source", ["dpo.jsonl", "dpo_hh.jsonl"])

@@ -13,12 +13,16 @@ RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "recipe.yaml")))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: os.path.basename(os.path.dirname(p)))
-def test_recipe_stages_parse(recipe):
+def test_recipe_stages_parse(recipe, tmp_path):
     spec = yaml.safe_load(open(recipe, encoding="utf-8"))
     assert spec["stages"] and spec["run_dir"]
     for stage in spec["stages"]:
         module = importlib.import_module(os.path.splitext(os.path.basename(stage["script"]))[0])
         config = os.path.join(os.path.dirname(recipe), stage["config"])
+        if stage.get("set"):  # the stage's own keys on top of a shared YAML, as run_recipe resolves them
+            merged = {**yaml.safe_load(open(config, encoding="utf-8")), **stage["set"]}
+            config = tmp_path / f"{stage['name']}.yaml"
+            config.write_text(yaml.safe_dump(merged, allow_unicode=True), encoding="utf-8")
         parsed = parse(module.ARGUMENTS, ["--config", config])
         assert len(parsed) == len(module.ARGUMENTS)
         assert any(getattr(p, "output_dir", None) for p in parsed)
