@@ -19,11 +19,12 @@ from trl import DPOConfig, ModelConfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
 from recipekit.cli import check_choices, parse, run  # noqa: E402
-from recipekit.data import load_records, load_sources  # noqa: E402
+from recipekit.data import iter_jsonl, load_records, load_sources  # noqa: E402
 from recipekit.formats import for_preference  # noqa: E402
 from recipekit.generation import generation_check  # noqa: E402
+from recipekit.judging import generate_answers, make_judge, pairwise  # noqa: E402
 from recipekit.report import loss_summary, markdown_table, plan, write_report  # noqa: E402
-from recipekit.training import fit, load_model, save_merged  # noqa: E402
+from recipekit.training import fit, load_model, require_model_dir, save_merged  # noqa: E402
 
 
 @dataclass
@@ -35,6 +36,13 @@ class DPOScriptArguments:
     generation_eval_dataset: str | None = field(default=None, metadata={"help": "held-out prompts, as in sft.py"})
     max_new_tokens: int = 16
     on_bad_record: str = field(default="error", metadata={"help": "error | drop (counted, with an example)"})
+    judge_questions: str | None = field(default=None, metadata={
+        "help": "FastChat question JSONL: after training, the pairwise judge (positions swapped) compares this model's "
+                "answers with the starting model's; report win_rate_vs_start (win + tie/2)"})
+    judge_model_name_or_path: str | None = field(default=None, metadata={"help": "local judge model directory"})
+    judge_api_base: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint (opt-in)"})
+    judge_api_model: str | None = None
+    judge_max_new_tokens: int = 64
     merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
     dry_run: bool = field(default=False, metadata={"help": "check the recipe and print the plan; load nothing"})
@@ -54,6 +62,16 @@ def reward_metrics(trainer, eval_dataset):
             "reward_margin": logs[-1]["rewards/margins"] if logs else None}
 
 
+def judge_against_start(args, trained_dir, start_dir):
+    """Pairwise LLM-as-a-judge: the trained model (A) against the model it started from (B)."""
+    questions = [q for _, q in iter_jsonl(args.judge_questions, required_keys=["question_id", "turns"])]
+    judge = make_judge(args.judge_model_name_or_path, args.judge_api_base, args.judge_api_model,
+                       max_new_tokens=args.judge_max_new_tokens)
+    _, summary = pairwise(questions, generate_answers(trained_dir, questions, args.max_new_tokens),
+                          generate_answers(start_dir, questions, args.max_new_tokens), judge)
+    return {"win_rate_vs_start": summary["adjusted_win_rate"], "judged": summary}
+
+
 def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig):
     from transformers import set_seed
     from trl import DPOTrainer, get_peft_config
@@ -64,6 +82,10 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
         return None
     set_seed(training_args.seed)
     check_choices(args, on_bad_record=("error", "drop"))
+    if args.judge_questions:  # checked before training, loaded after it
+        list(iter_jsonl(args.judge_questions, required_keys=["question_id", "turns"]))
+        if not args.judge_api_base:
+            require_model_dir(args.judge_model_name_or_path or "", "judge_model_name_or_path")
     model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code)
     convert = lambda ds, src: for_preference(ds, src, args.on_bad_record)  # noqa: E731
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture, convert,
@@ -88,6 +110,8 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
         metrics.update(generation_check(trainer.model, tokenizer, prompts, args.max_new_tokens))
     if model_args.use_peft and args.merge_adapter:
         save_merged(trainer.model, tokenizer, os.path.join(training_args.output_dir, "merged"))
+    if args.judge_questions:
+        metrics.update(judge_against_start(args, training_args.output_dir, model_args.model_name_or_path))
     print(markdown_table(["metric", "value"], list(metrics.items())))
     return write_report(training_args.output_dir, "dpo", metrics, wall_time_s=time.time() - start)
 

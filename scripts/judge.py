@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
 from recipekit.cli import RecipeError, check_choices, parse, run  # noqa: E402
 from recipekit.data import iter_jsonl  # noqa: E402
-from recipekit.judging import api_judge, generate_answers, local_judge, pairwise, single  # noqa: E402
+from recipekit.judging import generate_answers, make_judge, pairwise, single  # noqa: E402
 from recipekit.report import clear_report, markdown_table, write_report  # noqa: E402
 from recipekit.training import require_model_dir  # noqa: E402
 
@@ -52,24 +52,14 @@ def load_answers(path, model, questions, max_new_tokens, key):
     return generate_answers(require_model_dir(model, key), questions, max_new_tokens)
 
 
-def make_judge(args):
-    if args.judge_api_base:
-        if not args.judge_api_model:
-            raise RecipeError("judge_api_model: required with judge_api_base")
-        return api_judge(args.judge_api_base, args.judge_api_model, args.judge_api_key_env)
-    if not args.judge_model_name_or_path:
-        raise RecipeError("judge_model_name_or_path: name a local judge model (or an endpoint with judge_api_base)")
-    return local_judge(require_model_dir(args.judge_model_name_or_path, "judge_model_name_or_path"),
-                       args.judge_max_new_tokens)
-
-
 def main(args: JudgeArguments, judge=None):
     start = time.time()
     check_choices(args, mode=("pairwise", "single"))
     questions = [q for _, q in iter_jsonl(args.questions_path, required_keys=["question_id", "turns"])]
     clear_report(args.output_dir)
     os.makedirs(args.output_dir, exist_ok=True)
-    judge = judge or make_judge(args)
+    judge = judge or make_judge(args.judge_model_name_or_path, args.judge_api_base, args.judge_api_model,
+                                 args.judge_api_key_env, args.judge_max_new_tokens)
     answers_a = load_answers(args.answers_a, args.model_a, questions, args.max_new_tokens, "model_a")
     if args.mode == "pairwise":
         answers_b = load_answers(args.answers_b, args.model_b, questions, args.max_new_tokens, "model_b")

@@ -114,3 +114,18 @@ def api_judge(api_base, model, api_key_env="OPENAI_API_KEY", timeout=120):
             return json.load(response)["choices"][0]["message"]["content"]
 
     return judge
+
+
+def make_judge(model_dir=None, api_base=None, api_model=None, api_key_env="OPENAI_API_KEY", max_new_tokens=512,
+               key="judge_model_name_or_path"):
+    """The judge a recipe names: an OpenAI-compatible endpoint (opt-in) or a local model directory."""
+    from .cli import RecipeError
+    from .training import require_model_dir
+
+    if api_base:
+        if not api_model:
+            raise RecipeError("judge_api_model: required with judge_api_base")
+        return api_judge(api_base, api_model, api_key_env)
+    if not model_dir:
+        raise RecipeError(f"{key}: name a local judge model (or an endpoint with judge_api_base)")
+    return local_judge(require_model_dir(model_dir, key), max_new_tokens)
