@@ -5,8 +5,8 @@ blocks with EOS between them.
     accelerate launch --config_file configs/cpu.yaml scripts/pretrain.py --config recipes/tiny/pretrain.yaml
     python scripts/pretrain.py --config recipes/ja-1b/pretrain.yaml --dry_run true   # meta device: shapes, counts
 
-Data stages (`data_stages`: [{dataset_name, max_steps}]) train one after another from the previous stage's weights
-(curricula: English then Japanese, QA before documents). The log carries tokens seen, tokens/s, FLOPs per token and
+Data stages (`data_stages`: [{dataset_name, max_steps or max_tokens, block_size}]) train one after another from the
+previous stage's weights (curricula: English then Japanese, QA before documents, short blocks before long ones). The log carries tokens seen, tokens/s, FLOPs per token and
 MFU against `peak_tflops`. Re-running on an output_dir that holds checkpoints resumes from the last one.
 """
 
@@ -31,7 +31,8 @@ from recipekit.training import NaNGuard, last_checkpoint, require_model_dir  # n
 class PretrainArguments:
     tokenizer_name_or_path: str = field(metadata={"help": "tokenizer directory (the tokenizer stage's output)"})
     dataset_name: str | None = field(default=None, metadata={"help": "local JSONL/Parquet file or folder, or hub id"})
-    data_stages: list[dict] | None = field(default=None, metadata={"help": "[{dataset_name, max_steps}] in order"})
+    data_stages: list[dict] | None = field(default=None, metadata={
+        "help": "[{dataset_name, max_steps | max_tokens, block_size (default: block_size)}] in order"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "continue pretraining from this model"})
     dataset_split: str = "train"
     dataset_config: str | None = field(default=None, metadata={"help": "hub dataset configuration (subset) name"})
@@ -75,6 +76,14 @@ def check_shape(args):
         raise RecipeError(f"block_size {args.block_size} exceeds max_position_embeddings {args.max_position_embeddings}")
     if not args.dataset_name and not args.data_stages:
         raise RecipeError("dataset_name: set it (or data_stages)")
+    for i, stage in enumerate(args.data_stages or []):
+        unknown = set(stage) - {"dataset_name", "max_steps", "max_tokens", "block_size"}
+        if unknown or "dataset_name" not in stage or ("max_steps" in stage and "max_tokens" in stage):
+            raise RecipeError(f"data_stages[{i}]: expected dataset_name with max_steps or max_tokens (not both) and "
+                              f"optionally block_size; got keys {sorted(stage)}")
+        if stage.get("block_size", args.block_size) > args.max_position_embeddings:
+            raise RecipeError(f"data_stages[{i}].block_size {stage['block_size']} exceeds max_position_embeddings "
+                              f"{args.max_position_embeddings}")
 
 
 def pack(dataset, tokenizer, text_key, block_size):
@@ -120,25 +129,28 @@ class _VocabOnly:
         return self.size
 
 
-def train_stage(args, training_args, tokenizer, model, dataset_name, output_dir, max_steps):
+def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     from transformers import Trainer, default_data_collator
 
+    dataset_name, block_size = stage["dataset_name"], stage.get("block_size", args.block_size)
     raw = load_records(dataset_name, args.dataset_split, text_keys=[args.text_key], config_name=args.dataset_config)
     with training_args.main_process_first(desc="tokenize and pack"):
-        blocks = pack(raw, tokenizer, args.text_key, args.block_size)
+        blocks = pack(raw, tokenizer, args.text_key, block_size)
     if len(blocks) < 2:
-        raise RecipeError(f"dataset_name: {dataset_name} gives {len(blocks)} block(s) of {args.block_size} tokens")
+        raise RecipeError(f"dataset_name: {dataset_name} gives {len(blocks)} block(s) of {block_size} tokens")
     split = blocks.train_test_split(test_size=max(1, int(len(blocks) * args.validation_fraction)),
                                     seed=training_args.seed)
+    tokens_per_step = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+                       * training_args.world_size * block_size)
+    max_steps = math.ceil(stage["max_tokens"] / tokens_per_step) if "max_tokens" in stage else \
+        stage.get("max_steps", training_args.max_steps)
     stage_args = training_args.__class__(**{**training_args.to_dict(), "output_dir": output_dir,
                                             "max_steps": max_steps})
     counts = count_parameters(model)
     layers = getattr(model.config, "num_hidden_layers", 1)
     hidden = getattr(model.config, "hidden_size", 0)
-    tokens_per_step = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-                       * training_args.world_size * args.block_size)
     throughput = ThroughputCallback(tokens_per_step, flops_per_token(counts["non_embedding_parameters"], layers,
-                                                                     hidden, args.block_size), args.peak_tflops,
+                                                                     hidden, block_size), args.peak_tflops,
                                     training_args.world_size)
     guard = NaNGuard()
     checkpoint = last_checkpoint(output_dir)
@@ -181,9 +193,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     history, steps, tokens, resumed = [], 0, 0, None
     for i, stage in enumerate(stages):
         out = training_args.output_dir if len(stages) == 1 else os.path.join(training_args.output_dir, f"stage_{i}")
-        trainer, result, checkpoint, throughput, n_blocks = train_stage(
-            args, training_args, tokenizer, model, stage["dataset_name"], out, stage.get("max_steps",
-                                                                                         training_args.max_steps))
+        trainer, result, checkpoint, throughput, n_blocks = train_stage(args, training_args, tokenizer, model, stage,
+                                                                        out)
         model, resumed = trainer.model, resumed or checkpoint
         history += trainer.state.log_history
         steps += result.global_step

@@ -43,7 +43,7 @@ import os  # noqa: E402
 from conftest import REPO  # noqa: E402
 
 import pretrain  # noqa: E402
-from recipekit.cli import load_recipe  # noqa: E402
+from recipekit.cli import RecipeError, load_recipe  # noqa: E402
 
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 
@@ -87,9 +87,21 @@ def test_data_stages_and_throughput_metrics(tok_dir, tmp_path):
     qa = os.path.join(REPO, "recipes", "tiny", "data", "pit_train_qa.jsonl")
     args, targs = recipe(tok_dir, tmp_path, max_steps=5, logging_steps=1, save_steps=100,
                          per_device_train_batch_size=4, peak_tflops=1.0)
-    args.data_stages = [{"dataset_name": qa, "max_steps": 4}, {"dataset_name": DOCS, "max_steps": 6}]
+    # short blocks before long ones, the first stage budgeted in tokens: 512 tokens / (4 x 32 per step) = 4 steps
+    args.data_stages = [{"dataset_name": qa, "max_tokens": 512, "block_size": 32},
+                        {"dataset_name": DOCS, "max_steps": 6}]
     report = pretrain.main(args, targs)
-    assert report["steps"] == 10 and report["tokens_seen"] == 10 * 4 * 128
+    assert report["steps"] == 10 and report["tokens_seen"] == 4 * 4 * 32 + 6 * 4 * 128
     assert (tmp_path / "stage_0").is_dir() and (tmp_path / "stage_1").is_dir() and (tmp_path / "model.safetensors").exists()
     assert report["tokens_per_second"] > 0 and 0 < report["mfu"] < 1
     assert report["flops_per_token"] == 6 * report["non_embedding_parameters"] + 12 * 4 * 128 * 128
+
+
+def test_bad_data_stages_fail_before_training(tok_dir, tmp_path):
+    for stage, message in [({"dataset_name": DOCS, "max_steps": 2, "max_tokens": 9}, "max_steps or max_tokens"),
+                           ({"dataset": DOCS}, r"got keys \['dataset'\]"),
+                           ({"dataset_name": DOCS, "block_size": 4096}, "block_size 4096 exceeds")]:
+        args, targs = recipe(tok_dir, tmp_path)
+        args.data_stages = [stage]
+        with pytest.raises(RecipeError, match=message):
+            pretrain.main(args, targs)
