@@ -87,7 +87,10 @@ def check_shape(args):
 
 
 def pack(dataset, tokenizer, text_key, block_size):
-    """Tokenize, append EOS to every document, concatenate and cut into blocks of block_size (remainder dropped)."""
+    """Tokenize, append EOS to every document, concatenate and cut into blocks of block_size (remainder dropped).
+    The result is cached as Arrow next to the dataset's own cache, named by the data's fingerprint, the tokenizer's
+    contents and the block size, so every run (and sweep point) on the same data and tokenizer tokenizes once."""
+    import hashlib
 
     def tokenize(batch):
         return {"input_ids": [ids + [tokenizer.eos_token_id] for ids in
@@ -99,8 +102,15 @@ def pack(dataset, tokenizer, text_key, block_size):
         blocks = [flat[i:i + block_size] for i in range(0, n, block_size)]
         return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
 
-    tokenized = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names, desc="tokenize")
-    return tokenized.map(group, batched=True, batch_size=1000, desc=f"pack into blocks of {block_size}")
+    key = hashlib.sha256(f"{dataset._fingerprint}|{tokenizer.backend_tokenizer.to_str()}|{tokenizer.eos_token_id}|"
+                         f"{text_key}".encode()).hexdigest()[:16]
+    cache = os.path.dirname(dataset.cache_files[0]["filename"]) if dataset.cache_files else None
+    names = [os.path.join(cache, f"pretrain-{key}-{part}.arrow") if cache else None
+             for part in ("tokenized", f"blocks{block_size}")]
+    tokenized = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names, desc="tokenize",
+                            cache_file_name=names[0])
+    return tokenized.map(group, batched=True, batch_size=1000, desc=f"pack into blocks of {block_size}",
+                         cache_file_name=names[1])
 
 
 def build_model(args, tokenizer):

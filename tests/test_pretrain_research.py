@@ -105,3 +105,18 @@ def test_bad_data_stages_fail_before_training(tok_dir, tmp_path):
         args.data_stages = [stage]
         with pytest.raises(RecipeError, match=message):
             pretrain.main(args, targs)
+
+
+def test_packed_blocks_are_cached_by_data_tokenizer_and_block_size(tok_dir):
+    from transformers import AutoTokenizer
+
+    from recipekit.data import load_records
+
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    raw = load_records(DOCS, text_keys=["text"])
+    first, again = pretrain.pack(raw, tokenizer, "text", 64), pretrain.pack(raw, tokenizer, "text", 64)
+    other = pretrain.pack(raw, tokenizer, "text", 32)
+    assert first.cache_files[0]["filename"] == again.cache_files[0]["filename"]
+    assert os.path.basename(first.cache_files[0]["filename"]).startswith("pretrain-")
+    assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
+    assert first["input_ids"] == again["input_ids"] and len(other) > len(first)
