@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (s
 from recipekit.cli import RecipeError, parse, run  # noqa: E402
 from recipekit.data import load_records  # noqa: E402
 from recipekit.eos_probe import choice_scores, completion_loss, greedy_answers  # noqa: E402
+from recipekit.packing import read_steps  # noqa: E402
 from recipekit.report import clear_report, markdown_table, read_report, write_report  # noqa: E402
 from recipekit.training import require_model_dir  # noqa: E402
 
@@ -80,18 +81,22 @@ def train_losses(path):
         return [(e["step"], e["loss"]) for e in json.load(f)["log_history"] if "loss" in e]
 
 
-def check_loss_tokens(reports):
+def check_loss_tokens(reports, runs):
+    """Equal loss tokens at every optimizer step, and the same examples (same real tokens per step): when every answer
+    has the same length, the loss-token counts alone would agree for any batches."""
     counts = {name: r.get("loss_tokens_per_step") for name, r in reports.items()}
     missing = [n for n, c in counts.items() if not c]
     if missing:
         raise RecipeError(f"runs: {missing[0]} reports no loss_tokens_per_step (train it with batch_layout set)")
-    (first, ref), *others = counts.items()
-    for name, c in others:
-        if c != ref:
-            step = next((i + 1 for i, (a, b) in enumerate(zip(ref, c)) if a != b), min(len(ref), len(c)) + 1)
-            raise RecipeError(f"runs: {name} and {first} differ in loss tokens at optimizer step {step}; the "
-                              "comparison needs equal loss tokens (same data, seed, batch size and accumulation)")
-    return sum(ref) / len(ref)
+    examples = {r["name"]: [s["real_tokens"] for s in read_steps(r["path"])] for r in runs}
+    for what, per_run in (("loss tokens", counts), ("examples (real tokens)", examples)):
+        (first, ref), *others = per_run.items()
+        for name, c in others:
+            if c != ref:
+                step = next((i + 1 for i, (a, b) in enumerate(zip(ref, c)) if a != b), min(len(ref), len(c)) + 1)
+                raise RecipeError(f"runs: {name} and {first} differ in {what} at optimizer step {step}; the "
+                                  "comparison needs equal loss tokens (same data, seed, batch size and accumulation)")
+    return sum(counts[first]) / len(counts[first])
 
 
 def plot(results, losses, output_dir):
@@ -132,7 +137,7 @@ def main(args: ProbeArguments):
     unfinished = [n for n, rep in reports.items() if rep is None]
     if unfinished:
         raise RecipeError(f"runs: {unfinished[0]} has no report.json (the SFT run did not complete)")
-    loss_tokens = check_loss_tokens(reports) if args.require_equal_loss_tokens else None
+    loss_tokens = check_loss_tokens(reports, args.runs) if args.require_equal_loss_tokens else None
     clear_report(args.output_dir)
     probe = list(load_records(args.probe_dataset, required_keys=["context", "question", "answer", "candidates"],
                               key="probe_dataset"))
