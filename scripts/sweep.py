@@ -28,6 +28,21 @@ from recipekit.sweep_report import plot_sweep  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def plan_points(spec, points, base, common, out, where):
+    """(name, labels, config) per point; a label naming a recipe key must say what the point really runs."""
+    plan = []
+    for point in points:
+        name = point["name"]
+        labels = point.get("vars") or {k: v for k, v in point.items() if k in (spec.get("grid") or {})}
+        config = {**base, **common, **{k: v for k, v in point.items() if k not in ("name", "vars")},
+                  "output_dir": os.path.join(out, name)}
+        for k, v in labels.items():
+            if k in config and config[k] != v:
+                raise RecipeError(f"{where}: point '{name}' has vars.{k}={v!r} but runs {k}={config[k]!r}")
+        plan.append((name, labels, config))
+    return plan
+
+
 def expand_points(spec):
     points = [dict(p) for p in spec.get("points", [])]
     grid = spec.get("grid") or {}
@@ -67,12 +82,9 @@ def main(argv=None):
     script = os.path.join(REPO, spec["script"])
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
            "HF_DATASETS_OFFLINE": os.environ.get("HF_DATASETS_OFFLINE", "1")}
+    plan = plan_points(spec, points, base, common, out, args.sweep)
     rows, start = [], time.time()
-    for i, point in enumerate(points):
-        name = point["name"]
-        labels = point.get("vars") or {k: v for k, v in point.items() if k in (spec.get("grid") or {})}
-        config = {**base, **common, **{k: v for k, v in point.items() if k not in ("name", "vars")},
-                  "output_dir": os.path.join(out, name)}
+    for i, (name, labels, config) in enumerate(plan):
         os.makedirs(config["output_dir"], exist_ok=True)
         config_path = os.path.join(out, f"{name}.yaml")
         with open(config_path, "w", encoding="utf-8") as f:

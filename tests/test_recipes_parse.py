@@ -46,13 +46,37 @@ def test_every_sweep_point_parses(sweep_file, tmp_path):
     spec = yaml.safe_load(open(sweep_file, encoding="utf-8"))
     base = yaml.safe_load(open(os.path.join(os.path.dirname(sweep_file), spec["base_config"]), encoding="utf-8"))
     module = importlib.import_module(os.path.splitext(os.path.basename(spec["script"]))[0])
-    points = sweep.expand_points(spec)
-    assert len(points) >= 2
-    for point in points:
-        config = {**base, **(spec.get("set") or {}), **{k: v for k, v in point.items() if k not in ("name", "vars")}}
-        path = tmp_path / f"{point['name']}.yaml"
+    plan = sweep.plan_points(spec, sweep.expand_points(spec), base, spec.get("set") or {}, str(tmp_path), sweep_file)
+    assert len(plan) >= 2
+    for name, _, config in plan:
+        path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         parse(module.ARGUMENTS, ["--config", str(path)])
+
+
+def test_sweep_label_that_disagrees_with_the_point_fails_before_any_run(tmp_path):
+    from recipekit.cli import RecipeError
+
+    import sweep
+
+    spec = {"points": [{"name": "ok", "vars": {"learning_rate": 0.1}, "learning_rate": 0.1},
+                       {"name": "sgd", "vars": {"learning_rate": 3e-3, "optim": "sgd"}, "optim": "sgd",
+                        "learning_rate": 0.1}]}
+    with pytest.raises(RecipeError, match=r"point 'sgd' has vars.learning_rate=0.003 but runs learning_rate=0.1"):
+        sweep.plan_points(spec, sweep.expand_points(spec), {"learning_rate": 1e-3}, {}, str(tmp_path), "s.yaml")
+    assert not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_sweep_line_plot_groups_by_several_keys_and_leaves_out_other_points(tmp_path):
+    from recipekit.sweep_report import plot_sweep
+
+    rows = [{"name": f"p{i}", "lr": lr, "wd": wd, "std": std, "loss": 3 - lr * 100 + wd + std}
+            for i, (lr, wd, std) in enumerate([(a, b, c) for a in (1e-3, 1e-2) for b in (0, 0.1) for c in (0.02, 0.006)])]
+    rows.append({"name": "opt_sgd", "lr": 0.1, "optim": "sgd", "loss": 9.0})
+    note = plot_sweep(str(tmp_path / "p.png"), rows, {"kind": "line", "x": "lr", "y": "loss", "group": ["wd", "std"],
+                                                     "logx": True, "higher_is_better": False})
+    assert note.splitlines()[0] == "best loss: 2.006 at lr=0.01 (wd=0, std=0.006)"
+    assert "opt_sgd" in note.splitlines()[1] and (tmp_path / "p.png").stat().st_size > 0
 
 
 def test_accelerate_configs_load():

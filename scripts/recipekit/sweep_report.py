@@ -29,14 +29,25 @@ def plot_sweep(path, rows, plot):
                 if "hidden_size" in b and "num_hidden_layers" in b else ""
             note += f"\n- {y}={yv}: best {x}={b[x]} ({value} {b[value]:.4g}{ratio})"
     else:
-        group = plot.get("group")
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for g in sorted({r.get(group) for r in rows}, key=str) if group else [None]:
-            pts = sorted((r[x], r[y]) for r in rows if not group or r.get(group) == g)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=str(g) if group else y)
-        ax.legend()
+        # group: one key or a list of keys (one line per combination); rows lacking x or a group key (e.g. extra
+        # points of another kind) stay in the table but not in the lines.
+        group = plot.get("group") or []
+        group = [group] if isinstance(group, str) else list(group)
+        left_out = [r["name"] for r in rows if r.get(x) is None or any(r.get(k) is None for k in group)]
+        rows = [r for r in rows if r["name"] not in left_out]
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for g in sorted({tuple(r[k] for k in group) for r in rows}, key=str):
+            pts = sorted((r[x], r[y]) for r in rows if tuple(r[k] for k in group) == g)
+            label = ", ".join(f"{k}={v}" for k, v in zip(group, g)) if group else y
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        if plot.get("logx"):
+            ax.set_xscale("log")
+        ax.legend(fontsize=8)
         best = max(rows, key=lambda r: r[y]) if plot.get("higher_is_better", True) else min(rows, key=lambda r: r[y])
-        note = f"best {y}: {best[y]:.4g} at {x}={best[x]}" + (f" ({group}={best.get(group)})" if group else "")
+        note = f"best {y}: {best[y]:.4g} at {x}={best[x]}" + \
+            (" (" + ", ".join(f"{k}={best[k]}" for k in group) + ")" if group else "")
+        if left_out:
+            note += f"\nnot in the plot (no {x} or {'/'.join(group)}): {', '.join(left_out)}"
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(plot.get("title", path.rsplit("/", 1)[-1]))
