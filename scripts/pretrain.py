@@ -5,9 +5,11 @@ blocks with EOS between them.
     accelerate launch --config_file configs/cpu.yaml scripts/pretrain.py --config recipes/tiny/pretrain.yaml
     python scripts/pretrain.py --config recipes/ja-1b/pretrain.yaml --dry_run true   # meta device: shapes, counts
 
-Data stages (`data_stages`: [{dataset_name, max_steps or max_tokens, block_size}]) train one after another from the
-previous stage's weights (curricula: English then Japanese, QA before documents, short blocks before long ones). The log carries tokens seen, tokens/s, FLOPs per token and
-MFU against `peak_tflops`. Re-running on an output_dir that holds checkpoints resumes from the last one.
+Data stages (`data_stages`: [{dataset_name or datasets: [{path, weight}], max_steps or max_tokens, block_size}]) train
+one after another from the previous stage's weights (curricula: English + code then Japanese, QA before documents, short
+blocks before long ones); a stage's datasets are packed apart and their blocks interleaved by weight. The log carries
+tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops`. Re-running on an output_dir that holds checkpoints
+resumes from the last one.
 """
 
 import math
@@ -20,7 +22,7 @@ from transformers import TrainingArguments
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
 from recipekit.cli import RecipeError, parse, run  # noqa: E402
-from recipekit.data import load_records  # noqa: E402
+from recipekit.data import stage_blocks  # noqa: E402
 from recipekit.modeling import (ThroughputCallback, build_config, count_parameters, fit_hidden_size,  # noqa: E402
                                 flops_per_token, meta_model)
 from recipekit.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report  # noqa: E402
@@ -32,7 +34,8 @@ class PretrainArguments:
     tokenizer_name_or_path: str = field(metadata={"help": "tokenizer directory (the tokenizer stage's output)"})
     dataset_name: str | None = field(default=None, metadata={"help": "local JSONL/Parquet file or folder, or hub id"})
     data_stages: list[dict] | None = field(default=None, metadata={
-        "help": "[{dataset_name, max_steps | max_tokens, block_size (default: block_size)}] in order"})
+        "help": "[{dataset_name | datasets: [{path, weight, split, config, text_key}], max_steps | max_tokens, "
+                "block_size}] in order"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "continue pretraining from this model"})
     dataset_split: str = "train"
     dataset_config: str | None = field(default=None, metadata={"help": "hub dataset configuration (subset) name"})
@@ -65,6 +68,9 @@ class PretrainArguments:
 ARGUMENTS = (PretrainArguments, TrainingArguments)  # the dataclasses a recipe file for this stage fills
 
 
+SOURCE_KEYS = {"path", "weight", "split", "config", "text_key"}  # one dataset of a stage's mixture
+
+
 def check_shape(args):
     kv = args.num_key_value_heads or args.num_attention_heads
     if args.hidden_size % args.num_attention_heads:
@@ -77,40 +83,19 @@ def check_shape(args):
     if not args.dataset_name and not args.data_stages:
         raise RecipeError("dataset_name: set it (or data_stages)")
     for i, stage in enumerate(args.data_stages or []):
-        unknown = set(stage) - {"dataset_name", "max_steps", "max_tokens", "block_size"}
-        if unknown or "dataset_name" not in stage or ("max_steps" in stage and "max_tokens" in stage):
-            raise RecipeError(f"data_stages[{i}]: expected dataset_name with max_steps or max_tokens (not both) and "
-                              f"optionally block_size; got keys {sorted(stage)}")
+        unknown = set(stage) - {"dataset_name", "datasets", "max_steps", "max_tokens", "block_size"}
+        if unknown or ("dataset_name" in stage) == ("datasets" in stage) or {"max_steps", "max_tokens"} <= set(stage):
+            raise RecipeError(f"data_stages[{i}]: expected dataset_name or datasets (one of them), max_steps or "
+                              f"max_tokens (not both) and optionally block_size; got keys {sorted(stage)}")
+        for j, source in enumerate(stage.get("datasets") or []):
+            weight = source.get("weight", 1.0) if isinstance(source, dict) else None
+            if not isinstance(source, dict) or not source.get("path") or set(source) - SOURCE_KEYS \
+                    or not isinstance(weight, (int, float)) or weight <= 0:
+                raise RecipeError(f"data_stages[{i}].datasets[{j}]: expected {{path, weight > 0, and optionally split, "
+                                  f"config, text_key}}; got {source}")
         if stage.get("block_size", args.block_size) > args.max_position_embeddings:
             raise RecipeError(f"data_stages[{i}].block_size {stage['block_size']} exceeds max_position_embeddings "
                               f"{args.max_position_embeddings}")
-
-
-def pack(dataset, tokenizer, text_key, block_size):
-    """Tokenize, append EOS to every document, concatenate and cut into blocks of block_size (remainder dropped).
-    The result is cached as Arrow next to the dataset's own cache, named by the data's fingerprint, the tokenizer's
-    contents and the block size, so every run (and sweep point) on the same data and tokenizer tokenizes once."""
-    import hashlib
-
-    def tokenize(batch):
-        return {"input_ids": [ids + [tokenizer.eos_token_id] for ids in
-                              tokenizer(batch[text_key], add_special_tokens=False)["input_ids"]]}
-
-    def group(batch):
-        flat = [t for ids in batch["input_ids"] for t in ids]
-        n = len(flat) // block_size * block_size
-        blocks = [flat[i:i + block_size] for i in range(0, n, block_size)]
-        return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
-
-    key = hashlib.sha256(f"{dataset._fingerprint}|{tokenizer.backend_tokenizer.to_str()}|{tokenizer.eos_token_id}|"
-                         f"{text_key}".encode()).hexdigest()[:16]
-    cache = os.path.dirname(dataset.cache_files[0]["filename"]) if dataset.cache_files else None
-    names = [os.path.join(cache, f"pretrain-{key}-{part}.arrow") if cache else None
-             for part in ("tokenized", f"blocks{block_size}")]
-    tokenized = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names, desc="tokenize",
-                            cache_file_name=names[0])
-    return tokenized.map(group, batched=True, batch_size=1000, desc=f"pack into blocks of {block_size}",
-                         cache_file_name=names[1])
 
 
 def build_model(args, tokenizer):
@@ -142,12 +127,8 @@ class _VocabOnly:
 def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     from transformers import Trainer, default_data_collator
 
-    dataset_name, block_size = stage["dataset_name"], stage.get("block_size", args.block_size)
-    raw = load_records(dataset_name, args.dataset_split, text_keys=[args.text_key], config_name=args.dataset_config)
-    with training_args.main_process_first(desc="tokenize and pack"):
-        blocks = pack(raw, tokenizer, args.text_key, block_size)
-    if len(blocks) < 2:
-        raise RecipeError(f"dataset_name: {dataset_name} gives {len(blocks)} block(s) of {block_size} tokens")
+    block_size = stage.get("block_size", args.block_size)
+    blocks = stage_blocks(args, stage, tokenizer, block_size, training_args)
     split = blocks.train_test_split(test_size=max(1, int(len(blocks) * args.validation_fraction)),
                                     seed=training_args.seed)
     tokens_per_step = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
@@ -171,6 +152,31 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     return trainer, result, checkpoint, throughput.last, len(split["train"])
 
 
+def dry_run(args, training_args, tokenizer):
+    """Shapes and parameter counts on the meta device, and the data-stage plan; nothing is downloaded or allocated."""
+    from transformers import AutoConfig
+
+    if args.model_name_or_path:
+        config = AutoConfig.from_pretrained(args.model_name_or_path) if os.path.isdir(args.model_name_or_path) else None
+        shape = [["continues from", args.model_name_or_path + ("" if config else " (hub: not read in a dry run)")]]
+    else:
+        config = build_config(args, tokenizer)
+        shape = [["architecture", args.architecture], ["layers", args.num_hidden_layers], ["hidden", args.hidden_size]]
+    counts = count_parameters(meta_model(config)) if config else {}
+    print(markdown_table(["key", "value"], [*shape, *counts.items()]))
+    per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    plan = []
+    for i, stage in enumerate(args.data_stages or [{"dataset_name": args.dataset_name}]):
+        block = stage.get("block_size", args.block_size)
+        steps = math.ceil(stage["max_tokens"] / (per_step * block)) if "max_tokens" in stage else \
+            stage.get("max_steps", training_args.max_steps)
+        data = ", ".join(f"{s['path']}{':' + s['config'] if s.get('config') else ''} x{s.get('weight', 1.0)}"
+                         for s in stage.get("datasets") or [{"path": stage["dataset_name"], "config": args.dataset_config}])
+        plan.append([i, data, block, steps, steps * per_step * block])
+    print(markdown_table(["stage", "data", "block", "steps (1 process)", "tokens"], plan))
+    return {**counts, "stage_steps": [p[3] for p in plan]}
+
+
 def main(args: PretrainArguments, training_args: TrainingArguments):
     from transformers import AutoTokenizer, set_seed
 
@@ -187,11 +193,10 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
         fit_hidden_size(args, tokenizer, args.target_non_embedding_parameters, multiple=args.num_attention_heads * 2)
     check_shape(args)
     if args.dry_run:
-        model = meta_model(build_config(args, tokenizer)) if not args.model_name_or_path else None
-        counts = count_parameters(model) if model else {}
-        print(markdown_table(["key", "value"], [["architecture", args.architecture], ["layers", args.num_hidden_layers],
-                                                ["hidden_size", args.hidden_size], *counts.items()]))
-        return counts
+        return dry_run(args, training_args, tokenizer)
+    if training_args.torch_compile and not training_args.dataloader_drop_last:
+        print("note: torch_compile with a short last batch recompiles for dynamic shapes (measured 0.64x instead of "
+              "1.06x on CPU); set dataloader_drop_last: true")
     stages = args.data_stages or [{"dataset_name": args.dataset_name, "max_steps": training_args.max_steps}]
     model = build_model(args, tokenizer)
     counts = count_parameters(model)
@@ -217,7 +222,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
                    "steps": steps, "tokens_seen": tokens, "resumed_from": resumed,
                    "world_size": training_args.world_size, "train_loss": result.training_loss,
                    **loss_summary(history), "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50)),
-                   **{k: throughput.get(k) for k in ("tokens_per_second", "flops_per_token", "mfu")}}
+                   **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
+                                                       "flops_per_token", "mfu", "mfu_steady")}}
         print(markdown_table(["metric", "value"], list(metrics.items())))
         return write_report(training_args.output_dir, "pretrain", metrics, wall_time_s=time.time() - start)
 

@@ -44,6 +44,7 @@ from conftest import REPO  # noqa: E402
 
 import pretrain  # noqa: E402
 from recipekit.cli import RecipeError, load_recipe  # noqa: E402
+from recipekit.data import pack  # noqa: E402
 
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 
@@ -76,6 +77,20 @@ def test_alternative_families_train(tok_dir, tmp_path, family):
     assert report["architecture"] == family and report["loss_last"] < report["loss_first"]
 
 
+def test_gpu_recipes_dry_run_offline_with_counts_and_stage_plan(tmp_path, capsys):
+    counts = pretrain.main(*load_recipe(pretrain.ARGUMENTS, os.path.join(REPO, "recipes", "ja-1b", "pretrain.yaml"),
+                                        output_dir=str(tmp_path / "a"), dry_run=True))
+    assert 1.3e9 < counts["parameters"] < 1.45e9 and counts["stage_steps"] == [100000]
+    # two stages, each a weighted mixture of hub datasets; token budgets become steps at 4 x 8 x 4096 tokens per step
+    plan = pretrain.main(*load_recipe(pretrain.ARGUMENTS, os.path.join(REPO, "recipes", "cpt-en-code-then-ja",
+                                                                       "pretrain.yaml"),
+                                      output_dir=str(tmp_path / "b"), dry_run=True))
+    assert plan["stage_steps"] == [-(-2_000_000_000 // (32 * 4096)), -(-8_000_000_000 // (32 * 4096))]
+    out = capsys.readouterr().out
+    assert "HuggingFaceFW/fineweb-2:jpn_Jpan x0.9" in out and "hub: not read in a dry run" in out
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_parameter_budget_sets_the_width(tok_dir, tmp_path):
     for layers in (2, 8):
         counts = pretrain.main(*recipe(tok_dir, tmp_path, num_hidden_layers=layers, dry_run=True,
@@ -88,23 +103,47 @@ def test_data_stages_and_throughput_metrics(tok_dir, tmp_path):
     args, targs = recipe(tok_dir, tmp_path, max_steps=5, logging_steps=1, save_steps=100,
                          per_device_train_batch_size=4, peak_tflops=1.0)
     # short blocks before long ones, the first stage budgeted in tokens: 512 tokens / (4 x 32 per step) = 4 steps
+    # then a weighted mixture of documents and QA
     args.data_stages = [{"dataset_name": qa, "max_tokens": 512, "block_size": 32},
-                        {"dataset_name": DOCS, "max_steps": 6}]
+                        {"datasets": [{"path": DOCS, "weight": 3}, {"path": qa, "weight": 1}], "max_steps": 6}]
     report = pretrain.main(args, targs)
     assert report["steps"] == 10 and report["tokens_seen"] == 4 * 4 * 32 + 6 * 4 * 128
     assert (tmp_path / "stage_0").is_dir() and (tmp_path / "stage_1").is_dir() and (tmp_path / "model.safetensors").exists()
-    assert report["tokens_per_second"] > 0 and 0 < report["mfu"] < 1
+    assert report["tokens_per_second"] > 0 and 0 < report["mfu"] < 1 and report["tokens_per_second_steady"] > 0
     assert report["flops_per_token"] == 6 * report["non_embedding_parameters"] + 12 * 4 * 128 * 128
 
 
 def test_bad_data_stages_fail_before_training(tok_dir, tmp_path):
     for stage, message in [({"dataset_name": DOCS, "max_steps": 2, "max_tokens": 9}, "max_steps or max_tokens"),
                            ({"dataset": DOCS}, r"got keys \['dataset'\]"),
-                           ({"dataset_name": DOCS, "block_size": 4096}, "block_size 4096 exceeds")]:
+                           ({"dataset_name": DOCS, "block_size": 4096}, "block_size 4096 exceeds"),
+                           ({"dataset_name": DOCS, "datasets": [{"path": DOCS}]}, "dataset_name or datasets"),
+                           ({"datasets": [{"path": DOCS, "weight": 0}]}, r"datasets\[0\]: expected \{path, weight > 0"),
+                           ({"datasets": [DOCS]}, r"data_stages\[0\].datasets\[0\]")]:
         args, targs = recipe(tok_dir, tmp_path)
         args.data_stages = [stage]
         with pytest.raises(RecipeError, match=message):
             pretrain.main(args, targs)
+
+
+def test_stage_mixture_interleaves_blocks_by_weight_and_uses_every_block(tok_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from recipekit.data import load_records, stage_blocks
+
+    qa = os.path.join(REPO, "recipes", "tiny", "data", "pit_train_qa.jsonl")
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    args, targs = recipe(tok_dir, tmp_path)
+    docs_blocks, qa_blocks = (pack(load_records(p, text_keys=["text"]), tokenizer, "text", 64) for p in (DOCS, qa))
+    mixed = stage_blocks(args, {"datasets": [{"path": DOCS, "weight": 1}, {"path": qa, "weight": 3}]}, tokenizer, 64,
+                         targs)
+    from_docs = {tuple(b) for b in docs_blocks["input_ids"]}
+    from_qa = {tuple(b) for b in qa_blocks["input_ids"]}
+    seen = [tuple(b) for b in mixed["input_ids"]]
+    in_docs = sum(b in from_docs for b in seen)
+    assert in_docs + sum(b in from_qa for b in seen) == len(seen)  # every block comes from one of the sources
+    assert 0.2 < in_docs / len(seen) < 0.3  # weight 1 of 4
+    assert from_docs <= set(seen) and from_qa <= set(seen)  # every block of every source is used
 
 
 def test_packed_blocks_are_cached_by_data_tokenizer_and_block_size(tok_dir):
@@ -114,8 +153,8 @@ def test_packed_blocks_are_cached_by_data_tokenizer_and_block_size(tok_dir):
 
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     raw = load_records(DOCS, text_keys=["text"])
-    first, again = pretrain.pack(raw, tokenizer, "text", 64), pretrain.pack(raw, tokenizer, "text", 64)
-    other = pretrain.pack(raw, tokenizer, "text", 32)
+    first, again = pack(raw, tokenizer, "text", 64), pack(raw, tokenizer, "text", 64)
+    other = pack(raw, tokenizer, "text", 32)
     assert first.cache_files[0]["filename"] == again.cache_files[0]["filename"]
     assert os.path.basename(first.cache_files[0]["filename"]).startswith("pretrain-")
     assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]

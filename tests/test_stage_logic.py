@@ -7,6 +7,7 @@ from datasets import Dataset
 import pretrain
 import tokenizer as tokenizer_stage
 from recipekit.cli import RecipeError
+from recipekit.data import pack
 from recipekit.report import read_report, write_report
 from recipekit.summary import binomial_p_above
 
@@ -63,7 +64,7 @@ def test_chat_template_marks_only_assistant_tokens(tiny_tokenizer):
 def test_pack_puts_eos_between_documents_and_makes_full_blocks(tiny_tokenizer):
     tok, _, _ = tiny_tokenizer
     ds = Dataset.from_dict({"text": ["トコワ村の名産はブドウです。"] * 7 + ["The flag is red."] * 7})
-    blocks = pretrain.pack(ds, tok, "text", block_size=16)
+    blocks = pack(ds, tok, "text", block_size=16)
     assert len(blocks) >= 2 and all(len(b) == 16 for b in blocks["input_ids"])
     flat = [t for b in blocks["input_ids"] for t in b]
     assert flat.count(tok.eos_token_id) >= 6

@@ -151,3 +151,55 @@ def load_sources(dataset_name, split, mixture, convert, seed=0):
         sizes[source["path"]] = len(part)
     dataset = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     return (dataset.shuffle(seed=seed) if len(parts) > 1 else dataset), bad, sizes
+
+
+def pack(dataset, tokenizer, text_key, block_size):
+    """Tokenize, append EOS to every document, concatenate and cut into blocks of block_size (remainder dropped).
+    The result is cached as Arrow next to the dataset's own cache, named by the data's fingerprint, the tokenizer's
+    contents and the block size, so every run (and sweep point) on the same data and tokenizer tokenizes once."""
+    import hashlib
+
+    def tokenize(batch):
+        return {"input_ids": [ids + [tokenizer.eos_token_id] for ids in
+                              tokenizer(batch[text_key], add_special_tokens=False)["input_ids"]]}
+
+    def group(batch):
+        flat = [t for ids in batch["input_ids"] for t in ids]
+        n = len(flat) // block_size * block_size
+        blocks = [flat[i:i + block_size] for i in range(0, n, block_size)]
+        return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
+
+    key = hashlib.sha256(f"{dataset._fingerprint}|{tokenizer.backend_tokenizer.to_str()}|{tokenizer.eos_token_id}|"
+                         f"{text_key}".encode()).hexdigest()[:16]
+    cache = os.path.dirname(dataset.cache_files[0]["filename"]) if dataset.cache_files else None
+    names = [os.path.join(cache, f"pretrain-{key}-{part}.arrow") if cache else None
+             for part in ("tokenized", f"blocks{block_size}")]
+    tokenized = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names, desc="tokenize",
+                            cache_file_name=names[0])
+    return tokenized.map(group, batched=True, batch_size=1000, desc=f"pack into blocks of {block_size}",
+                         cache_file_name=names[1])
+
+
+def stage_blocks(args, stage, tokenizer, block_size, training_args):
+    """A stage's packed blocks: one dataset, or several packed apart and interleaved by weight (datasets'
+    `interleave_datasets`, sampling until every source has been seen once)."""
+    from datasets import interleave_datasets
+
+    sources = stage.get("datasets") or [{"path": stage["dataset_name"]}]
+    parts = []
+    for source in sources:
+        text_key = source.get("text_key", args.text_key)
+        raw = load_records(source["path"], source.get("split", args.dataset_split), text_keys=[text_key],
+                           config_name=source.get("config", args.dataset_config))
+        with training_args.main_process_first(desc="tokenize and pack"):
+            parts.append(pack(raw, tokenizer, text_key, block_size))
+        if len(parts[-1]) < (2 if len(sources) == 1 else 1):
+            raise RecipeError(f"{source['path']}: gives {len(parts[-1])} block(s) of {block_size} tokens")
+    if len(parts) == 1:
+        return parts[0]
+    weights = [s.get("weight", 1.0) for s in sources]
+    mixed = interleave_datasets(parts, probabilities=[w / sum(weights) for w in weights], seed=training_args.seed,
+                                stopping_strategy="all_exhausted")
+    print("stage mixture: " + ", ".join(f"{s['path']} (weight {w}, {len(p)} blocks)"
+                                        for s, w, p in zip(sources, weights, parts)) + f" -> {len(mixed)} blocks")
+    return mixed

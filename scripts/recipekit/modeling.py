@@ -84,11 +84,12 @@ def flops_per_token(non_embedding_parameters, layers, hidden, seq_len):
 
 
 class ThroughputCallback(TrainerCallback):
-    """Logs tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops` (per device)."""
+    """Logs tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops` (per device). tokens/s counts from the
+    start of training; `tokens_per_second_steady` from the first log on, leaving out warm-up and torch.compile."""
 
     def __init__(self, tokens_per_step, flops_per_token_, peak_tflops, world_size=1):
         self.tokens_per_step, self.fpt, self.peak, self.world = tokens_per_step, flops_per_token_, peak_tflops, world_size
-        self.start, self.start_step, self.last = None, 0, {}
+        self.start, self.start_step, self.first_log, self.last = None, 0, None, {}
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start, self.start_step = time.time(), state.global_step
@@ -96,9 +97,14 @@ class ThroughputCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or self.start is None or "loss" not in logs:
             return
-        seconds = max(time.time() - self.start, 1e-9)
-        tokens = (state.global_step - self.start_step) * self.tokens_per_step
-        tps = tokens / seconds
+        now = time.time()
+        tps = (state.global_step - self.start_step) * self.tokens_per_step / max(now - self.start, 1e-9)
         self.last = {"tokens_seen": state.global_step * self.tokens_per_step, "tokens_per_second": round(tps, 1),
                      "flops_per_token": self.fpt, "mfu": tps * self.fpt / (self.peak * 1e12 * self.world)}
+        if self.first_log is None:
+            self.first_log = (now, state.global_step)
+        elif state.global_step > self.first_log[1]:
+            steady = (state.global_step - self.first_log[1]) * self.tokens_per_step / max(now - self.first_log[0], 1e-9)
+            self.last.update(tokens_per_second_steady=round(steady, 1),
+                             mfu_steady=steady * self.fpt / (self.peak * 1e12 * self.world))
         logs.update(self.last)
