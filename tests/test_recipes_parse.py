@@ -47,7 +47,7 @@ def test_every_sweep_point_parses(sweep_file, tmp_path):
     base = yaml.safe_load(open(os.path.join(os.path.dirname(sweep_file), spec["base_config"]), encoding="utf-8"))
     module = importlib.import_module(os.path.splitext(os.path.basename(spec["script"]))[0])
     plan = sweep.plan_points(spec, sweep.expand_points(spec), base, spec.get("set") or {}, str(tmp_path), sweep_file)
-    assert len(plan) >= 2
+    assert len(plan) >= 2 and spec["plot"]["kind"] in ("line", "heatmap", "bar")  # every sweep writes a PNG
     for name, _, config in plan:
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -85,3 +85,14 @@ def test_accelerate_configs_load():
     for path in glob.glob(os.path.join(REPO, "configs", "*.yaml")):
         config = load_config_from_file(path)
         assert config.num_processes >= 1, path
+
+
+def test_sweep_bar_plot_orders_points_best_first(tmp_path):
+    from recipekit.sweep_report import plot_sweep
+
+    rows = [{"name": "a", "variant": "SwiGLU", "loss": 1.77}, {"name": "b", "variant": "GeGLU", "loss": 1.72},
+            {"name": "c", "variant": "GPT-2", "loss": 1.86}, {"name": "d", "variant": "broken", "loss": None}]
+    note = plot_sweep(str(tmp_path / "bar.png"), rows, {"kind": "bar", "x": "variant", "y": "loss",
+                                                         "higher_is_better": False})
+    assert note == "best loss: 1.72 at variant=GeGLU" and (tmp_path / "bar.png").stat().st_size > 0
+

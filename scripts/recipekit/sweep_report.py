@@ -1,4 +1,4 @@
-"""Sweep plots: a metric against one variable (lines, one per group), or a heatmap over two variables."""
+"""Sweep plots: a metric against one variable (lines, one per group), a heatmap over two variables, or bars per point."""
 
 
 def plot_sweep(path, rows, plot):
@@ -8,7 +8,7 @@ def plot_sweep(path, rows, plot):
     import matplotlib.pyplot as plt
 
     kind, x, y = plot.get("kind", "line"), plot["x"], plot["y"]
-    rows = [r for r in rows if r.get(y if kind == "line" else plot["value"]) is not None]
+    rows = [r for r in rows if r.get(plot["value"] if kind == "heatmap" else y) is not None]
     if kind == "heatmap":
         value = plot["value"]
         xs, ys = sorted({r[x] for r in rows}), sorted({r[y] for r in rows})
@@ -28,6 +28,17 @@ def plot_sweep(path, rows, plot):
             ratio = f", hidden/layers = {b['hidden_size'] / b['num_hidden_layers']:.0f}" \
                 if "hidden_size" in b and "num_hidden_layers" in b else ""
             note += f"\n- {y}={yv}: best {x}={b[x]} ({value} {b[value]:.4g}{ratio})"
+    elif kind == "bar":  # one bar per point (x: the label key), best first
+        better = plot.get("higher_is_better", True)
+        rows = sorted(rows, key=lambda r: r[y], reverse=better)
+        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.5))
+        ax.barh([str(r.get(x, r["name"])) for r in rows][::-1], [r[y] for r in rows][::-1], color="tab:blue")
+        for i, r in enumerate(rows[::-1]):
+            ax.text(r[y], i, f" {r[y]:.4g}", va="center", fontsize=8)
+        lo, hi = min(r[y] for r in rows), max(r[y] for r in rows)
+        ax.set_xlim(lo - 0.5 * (hi - lo or 1), hi + 0.3 * (hi - lo or 1))  # start near the smallest value
+        x, y = y, x  # axis labels: the metric runs along x
+        note = f"best {x}: {rows[0][x]:.4g} at {y}={rows[0].get(y, rows[0]['name'])}"
     else:
         # group: one key or a list of keys (one line per combination); rows lacking x or a group key (e.g. extra
         # points of another kind) stay in the table but not in the lines.
