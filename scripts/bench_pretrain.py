@@ -106,7 +106,7 @@ def main():
         blocks = pack(docs, tok, "text", args.block)
         repeat = math.ceil((args.steps + args.warmup) * args.batch / max(len(blocks), 1))
         data = os.path.join(tmp, "docs.jsonl")
-        Dataset.from_dict({"text": docs["text"] * repeat}).to_json(data, force_ascii=False)
+        Dataset.from_dict({"text": list(docs["text"]) * repeat}).to_json(data, force_ascii=False)
         if repeat > 1:
             blocks = pack(concatenate_datasets([docs] * repeat), tok, "text", args.block)
         bare = bare_loop(args, tok_dir, blocks, device, dtype)

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
 from recipekit.cli import RecipeError, parse, run  # noqa: E402
@@ -124,8 +124,20 @@ class _VocabOnly:
         return self.size
 
 
+class BlockTrainer(Trainer):
+    """Evaluation sees every held-out block, also when training drops a short last batch (dataloader_drop_last,
+    advised with torch_compile): Trainer would drop it from evaluation too, or every batch of a small split."""
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        drop, self.args.dataloader_drop_last = self.args.dataloader_drop_last, False
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.args.dataloader_drop_last = drop
+
+
 def train_stage(args, training_args, tokenizer, model, stage, output_dir):
-    from transformers import Trainer, default_data_collator
+    from transformers import default_data_collator
 
     block_size = stage.get("block_size", args.block_size)
     blocks = stage_blocks(args, stage, tokenizer, block_size, training_args)
@@ -145,7 +157,7 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                                     training_args.world_size)
     guard = NaNGuard()
     checkpoint = last_checkpoint(output_dir)
-    trainer = Trainer(model=model, args=stage_args, train_dataset=split["train"], eval_dataset=split["test"],
+    trainer = BlockTrainer(model=model, args=stage_args, train_dataset=split["train"], eval_dataset=split["test"],
                       data_collator=default_data_collator, processing_class=tokenizer, callbacks=[guard, throughput])
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)

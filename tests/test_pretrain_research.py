@@ -113,6 +113,14 @@ def test_data_stages_and_throughput_metrics(tok_dir, tmp_path):
     assert report["flops_per_token"] == 6 * report["non_embedding_parameters"] + 12 * 4 * 128 * 128
 
 
+def test_dropping_the_short_last_batch_keeps_every_eval_block(tok_dir, tmp_path):
+    # advised with torch_compile; Trainer alone would drop all 11 held-out blocks (fewer than one eval batch of 64)
+    kept = pretrain.main(*recipe(tok_dir, tmp_path / "keep", max_steps=2, per_device_eval_batch_size=64))
+    dropped = pretrain.main(*recipe(tok_dir, tmp_path / "drop", max_steps=2, per_device_eval_batch_size=64,
+                                    dataloader_drop_last=True))
+    assert dropped["eval_loss"] == pytest.approx(kept["eval_loss"], rel=1e-4)
+
+
 def test_bad_data_stages_fail_before_training(tok_dir, tmp_path):
     for stage, message in [({"dataset_name": DOCS, "max_steps": 2, "max_tokens": 9}, "max_steps or max_tokens"),
                            ({"dataset": DOCS}, r"got keys \['dataset'\]"),
