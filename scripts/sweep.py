@@ -6,8 +6,9 @@
 Sweep file keys: `script`, `base_config` (a stage recipe, relative to the sweep file), `output_dir`,
 `accelerate_config`, `grid` ({recipe key: [values]}, Cartesian product) and/or `points` ([{name, vars: {label: value},
 <recipe key>: value}]: `vars` only label the point in the results),
-`set` (overrides for every point), `metrics` (report.json keys to collect; dotted paths allowed), and `plot`
-({kind: line | heatmap, x, y, value, group}). A point whose report.json exists is complete and skipped.
+`set` (overrides for every point), `metrics` (report.json keys to collect; dotted paths allowed; parameters, tokens
+seen and wall time are always collected where the stage reports them), and `plot` ({kind: line | heatmap | bar, x, y,
+value, group, logx}). A point whose report.json exists is complete and skipped.
 """
 
 import argparse
@@ -26,6 +27,9 @@ from recipekit.report import markdown_table, read_report  # noqa: E402
 from recipekit.sweep_report import plot_sweep  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+ALWAYS = ("parameters", "non_embedding_parameters", "tokens_seen")  # collected where a stage reports them
 
 
 def plan_points(spec, points, base, common, out, where):
@@ -102,13 +106,13 @@ def main(argv=None):
             report = read_report(config["output_dir"])
         else:
             print(f"=== point {name}: complete, skipped")
-        row = {"name": name, **labels,
-               **{m: get_path(report, m) for m in spec.get("metrics", [])},
+        metrics = [*spec.get("metrics", []), *(k for k in ALWAYS if k in report and k not in spec.get("metrics", []))]
+        row = {"name": name, **labels, **{m: get_path(report, m) for m in metrics},
                "wall_time_s": report.get("wall_time_s", round(time.time() - t0, 1))}
         rows.append(row)
     with open(os.path.join(out, "results.jsonl"), "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-    headers = list(dict.fromkeys(k for r in rows for k in r))
+    headers = list(dict.fromkeys(["name", *(k for _, labels, _ in plan for k in labels), *(k for r in rows for k in r)]))
     table = markdown_table(headers, [[json.dumps(r.get(h), ensure_ascii=False, default=str)
                                       if isinstance(r.get(h), (list, dict)) else r.get(h, "-") for h in headers]
                                      for r in rows])
