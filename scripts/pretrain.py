@@ -140,9 +140,7 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     from transformers import default_data_collator
 
     block_size = stage.get("block_size", args.block_size)
-    blocks = stage_blocks(args, stage, tokenizer, block_size, training_args)
-    split = blocks.train_test_split(test_size=max(1, int(len(blocks) * args.validation_fraction)),
-                                    seed=training_args.seed)
+    train, held_out = stage_blocks(args, stage, tokenizer, block_size, training_args)
     tokens_per_step = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
                        * training_args.world_size * block_size)
     max_steps = math.ceil(stage["max_tokens"] / tokens_per_step) if "max_tokens" in stage else \
@@ -157,11 +155,11 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                                     training_args.world_size)
     guard = NaNGuard()
     checkpoint = last_checkpoint(output_dir)
-    trainer = BlockTrainer(model=model, args=stage_args, train_dataset=split["train"], eval_dataset=split["test"],
-                      data_collator=default_data_collator, processing_class=tokenizer, callbacks=[guard, throughput])
+    trainer = BlockTrainer(model=model, args=stage_args, train_dataset=train, eval_dataset=held_out,
+                           data_collator=default_data_collator, processing_class=tokenizer, callbacks=[guard, throughput])
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
-    return trainer, result, checkpoint, throughput.last, len(split["train"])
+    return trainer, result, checkpoint, throughput.last, len(train)
 
 
 def dry_run(args, training_args, tokenizer):
@@ -182,8 +180,9 @@ def dry_run(args, training_args, tokenizer):
         block = stage.get("block_size", args.block_size)
         steps = math.ceil(stage["max_tokens"] / (per_step * block)) if "max_tokens" in stage else \
             stage.get("max_steps", training_args.max_steps)
+        sources = stage.get("datasets") or [{"path": stage["dataset_name"], "config": args.dataset_config}]
         data = ", ".join(f"{s['path']}{':' + s['config'] if s.get('config') else ''} x{s.get('weight', 1.0)}"
-                         for s in stage.get("datasets") or [{"path": stage["dataset_name"], "config": args.dataset_config}])
+                         for s in sources)
         plan.append([i, data, block, steps, steps * per_step * block])
     print(markdown_table(["stage", "data", "block", "steps (1 process)", "tokens"], plan))
     return {**counts, "stage_steps": [p[3] for p in plan]}

@@ -181,25 +181,31 @@ def pack(dataset, tokenizer, text_key, block_size):
 
 
 def stage_blocks(args, stage, tokenizer, block_size, training_args):
-    """A stage's packed blocks: one dataset, or several packed apart and interleaved by weight (datasets'
-    `interleave_datasets`, sampling until every source has been seen once)."""
-    from datasets import interleave_datasets
+    """A stage's packed blocks as (train, held-out): one dataset split once, or several packed apart, each split into
+    train and held-out blocks first (a repeated source must not leak into evaluation), the train parts interleaved by
+    weight (datasets' `interleave_datasets`, sampling until every source has been seen once) and the held-out parts
+    concatenated."""
+    from datasets import concatenate_datasets, interleave_datasets
 
     sources = stage.get("datasets") or [{"path": stage["dataset_name"]}]
-    parts = []
+    train, held_out = [], []
     for source in sources:
         text_key = source.get("text_key", args.text_key)
         raw = load_records(source["path"], source.get("split", args.dataset_split), text_keys=[text_key],
                            config_name=source.get("config", args.dataset_config))
         with training_args.main_process_first(desc="tokenize and pack"):
-            parts.append(pack(raw, tokenizer, text_key, block_size))
-        if len(parts[-1]) < (2 if len(sources) == 1 else 1):
-            raise RecipeError(f"{source['path']}: gives {len(parts[-1])} block(s) of {block_size} tokens")
-    if len(parts) == 1:
-        return parts[0]
+            blocks = pack(raw, tokenizer, text_key, block_size)
+        if len(blocks) < 2:
+            raise RecipeError(f"{source['path']}: gives {len(blocks)} block(s) of {block_size} tokens")
+        split = blocks.train_test_split(test_size=max(1, int(len(blocks) * args.validation_fraction)),
+                                        seed=training_args.seed)
+        train.append(split["train"])
+        held_out.append(split["test"])
+    if len(sources) == 1:
+        return train[0], held_out[0]
     weights = [s.get("weight", 1.0) for s in sources]
-    mixed = interleave_datasets(parts, probabilities=[w / sum(weights) for w in weights], seed=training_args.seed,
+    mixed = interleave_datasets(train, probabilities=[w / sum(weights) for w in weights], seed=training_args.seed,
                                 stopping_strategy="all_exhausted")
-    print("stage mixture: " + ", ".join(f"{s['path']} (weight {w}, {len(p)} blocks)"
-                                        for s, w, p in zip(sources, weights, parts)) + f" -> {len(mixed)} blocks")
-    return mixed
+    print("stage mixture: " + ", ".join(f"{s['path']} (weight {w}, {len(t)} train blocks)"
+                                        for s, w, t in zip(sources, weights, train)) + f" -> {len(mixed)} blocks")
+    return mixed, concatenate_datasets(held_out)
