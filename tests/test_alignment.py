@@ -11,7 +11,7 @@ from datasets import Dataset
 import dpo
 import kto
 import sft
-from recipekit.cli import RecipeError, load_recipe
+from recipekit.cli import RecipeError, load_recipe, parse
 from recipekit.formats import for_kto, for_preference, for_sft
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
@@ -149,9 +149,9 @@ def test_data_efficiency_sweep_writes_one_row_per_point(model_dir, tmp_path):
         {"path": "recipes/tiny/data/dpo.jsonl", "weight": 1.0}]
 
 
-@pytest.mark.parametrize("script, config", [("sft", "recipes/sft-ja-dolly-lora/sft.yaml"),
-                                            ("dpo", "recipes/dpo-hh-lora/dpo.yaml")])
-def test_real_scale_recipes_dry_run_offline(script, config):
-    result = run_script(f"scripts/{script}.py", "--config", config, "--dry_run", "true")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "| training | LoRA" in result.stdout and "| precision | bf16 |" in result.stdout
+@pytest.mark.parametrize("module, config", [(sft, "recipes/sft-ja-dolly-lora/sft.yaml"),
+                                            (dpo, "recipes/dpo-hh-lora/dpo.yaml")], ids=["sft", "dpo"])
+def test_real_scale_recipes_dry_run_offline(module, config, capsys):
+    module.main(*parse(module.ARGUMENTS, ["--config", os.path.join(REPO, config), "--dry_run", "true"]))
+    out = capsys.readouterr().out
+    assert "| training | LoRA" in out and "| precision | bf16 |" in out
