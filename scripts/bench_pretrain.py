@@ -110,7 +110,7 @@ def main():
         if repeat > 1:
             blocks = pack(concatenate_datasets([docs] * repeat), tok, "text", args.block)
         bare = bare_loop(args, tok_dir, blocks, device, dtype)
-        rows, figures = [["bare PyTorch loop", round(bare), "-", "-"]], {"bare_tokens_per_second": bare}
+        rows, figures = [["bare PyTorch loop", round(bare), "-", "-", "-"]], {"bare_tokens_per_second": bare}
         for compiled in [False, True] if args.torch_compile else [False]:
             t0 = time.time()
             margs, targs = load_recipe(
@@ -135,7 +135,7 @@ def main():
           f"{'bf16' if gpu else 'fp32'}, batch {args.batch} x {args.block} tokens, {args.steps} timed steps after "
           f"{args.warmup} warm-up steps")
     print(markdown_table(["path", "tokens/s", "vs bare loop", f"MFU (peak {args.peak_tflops:g} TFLOP/s)",
-                          "run time outside the timed steps"], [r if len(r) == 5 else [*r, "-"] for r in rows]))
+                          "run time outside the timed steps"], rows))
     print(json.dumps({"device": gpu_name, **figures, "flops_per_token": report.get("flops_per_token"),
                       "parameters": report["parameters"]}))
 

@@ -8,6 +8,7 @@ def plot_sweep(path, rows, plot):
     import matplotlib.pyplot as plt
 
     kind, x, y = plot.get("kind", "line"), plot["x"], plot["y"]
+    labels = (x, y)
     rows = [r for r in rows if r.get(plot["value"] if kind == "heatmap" else y) is not None]
     if kind == "heatmap":
         value = plot["value"]
@@ -37,8 +38,8 @@ def plot_sweep(path, rows, plot):
             ax.text(r[y], i, f" {r[y]:.4g}", va="center", fontsize=8)
         lo, hi = min(r[y] for r in rows), max(r[y] for r in rows)
         ax.set_xlim(lo - 0.5 * (hi - lo or 1), hi + 0.3 * (hi - lo or 1))  # start near the smallest value
-        x, y = y, x  # axis labels: the metric runs along x
-        note = f"best {x}: {rows[0][x]:.4g} at {y}={rows[0].get(y, rows[0]['name'])}"
+        note = f"best {y}: {rows[0][y]:.4g} at {x}={rows[0].get(x, rows[0]['name'])}"
+        labels = (y, x)  # the metric runs along the horizontal axis
     else:
         # group: one key or a list of keys (one line per combination); rows lacking x or a group key (e.g. extra
         # points of another kind) stay in the table but not in the lines.
@@ -59,8 +60,8 @@ def plot_sweep(path, rows, plot):
             (" (" + ", ".join(f"{k}={best[k]}" for k in group) + ")" if group else "")
         if left_out:
             note += f"\nnot in the plot (no {x} or {'/'.join(group)}): {', '.join(left_out)}"
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     ax.set_title(plot.get("title", path.rsplit("/", 1)[-1]))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
