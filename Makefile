@@ -6,16 +6,17 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-slow clean
 
 ifeq ($(VENV),.venv)
 install: .venv/.installed
 
 # torch first and alone: the pinned CPU build, so nothing pulls CUDA packages
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 else
 install:
@@ -26,8 +27,14 @@ endif
 demo: install
 	$(PYTHON) scripts/run_recipe.py recipes/tiny
 
+# the default suite (about 8 min on 2 cores); slow checks (Slurm stand-in, Ray, FSDP, 8,939-question evaluation,
+# the notebook) are marked `slow` and run by `make test-slow` (CI runs both)
 test: install
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q -m "not slow" tests
+
+test-slow: install
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt
+	$(PYTHON) -m pytest -q -m slow tests
 
 clean:
 	rm -rf outputs

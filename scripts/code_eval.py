@@ -6,16 +6,15 @@ run in a sandbox (separate process, time and memory limits, no network, writes c
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import parse, run  # noqa: E402
-from recipekit.code_eval import humaneval_program, pass_at_k, run_sandboxed  # noqa: E402
-from recipekit.data import iter_jsonl  # noqa: E402
-from recipekit.report import clear_report, markdown_table, write_report  # noqa: E402
-from recipekit.training import require_model_dir  # noqa: E402
+from llm_recipes.config import parse, run
+from llm_recipes.data import iter_jsonl
+from llm_recipes.evaluation.code_eval import humaneval_program, pass_at_k, run_sandboxed
+from llm_recipes.generation import generate, load
+from llm_recipes.reporting.report import clear_report, markdown_table, write_report
+from llm_recipes.training.common import require_model_dir
 
 STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 
@@ -37,24 +36,12 @@ class CodeEvalArguments:
 ARGUMENTS = (CodeEvalArguments,)  # the dataclasses a recipe file for this stage fills
 
 
-def generate(model_dir, prompt, n, args):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    global _cache
-    if "_cache" not in globals():
-        _cache = (AutoTokenizer.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(model_dir).eval())
-    tokenizer, model = _cache
-    inputs = tokenizer(prompt, return_tensors="pt")
-    with torch.no_grad():
-        out = model.generate(**inputs, do_sample=True, temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                             num_return_sequences=n, pad_token_id=tokenizer.pad_token_id)
-    completions = []
-    for seq in out:
-        text = tokenizer.decode(seq[inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        cut = min([text.find(s) for s in STOP if s in text] or [len(text)])
-        completions.append(text[:cut])
-    return completions
+def sample_completions(model, tokenizer, prompt, args):
+    """n sampled completions of a HumanEval prompt, each cut at the first stop sequence."""
+    texts = [g.text for g in generate(model, tokenizer, [prompt], args.max_new_tokens, do_sample=True,
+                                      temperature=args.temperature, num_return_sequences=args.n_samples, chat=False,
+                                      strip=False)[0]]
+    return [text[:min([text.find(s) for s in STOP if s in text] or [len(text)])] for text in texts]
 
 
 def main(args: CodeEvalArguments):
@@ -62,7 +49,7 @@ def main(args: CodeEvalArguments):
 
     start = time.time()
     set_seed(args.seed)
-    model_dir = require_model_dir(args.model_name_or_path)
+    model, tokenizer = load(require_model_dir(args.model_name_or_path))
     problems = [p for _, p in iter_jsonl(args.problems_path, required_keys=["task_id", "prompt", "test",
                                                                             "entry_point"])]
     clear_report(args.output_dir)
@@ -71,7 +58,7 @@ def main(args: CodeEvalArguments):
     with open(os.path.join(args.output_dir, "samples.jsonl"), "w", encoding="utf-8") as f:
         for problem in problems:
             results = []
-            for completion in generate(model_dir, problem["prompt"], args.n_samples, args):
+            for completion in sample_completions(model, tokenizer, problem["prompt"], args):
                 status, output = run_sandboxed(humaneval_program(problem, completion), args.timeout_s, args.memory_mb)
                 results.append(status == "passed")
                 f.write(json.dumps({"task_id": problem["task_id"], "completion": completion, "status": status,

@@ -13,17 +13,14 @@ Writes
 """
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, check_choices, parse, run  # noqa: E402
-from recipekit.corpus_report import count_kept, minhash_curve, summarize, write_corpus_report  # noqa: E402
-from recipekit.data import expand_files, is_local, validate_files  # noqa: E402
-from recipekit.report import check_output_dir, clear_report  # noqa: E402
-
-NG_WORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipekit", "resources", "ng_words_ja.txt")
+from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.corpus import NG_WORDS_JA
+from llm_recipes.corpus.report import count_kept, minhash_curve, summarize, write_corpus_report
+from llm_recipes.data import expand_files, is_local, validate_files
+from llm_recipes.reporting.report import check_output_dir, clear_report
 
 
 @dataclass
@@ -46,7 +43,7 @@ class CorpusArguments:
     fix_encoding: bool = field(default=True, metadata={"help": "ftfy (datatrove FTFYFormatter)"})
     normalization: str = field(default="NFKC", metadata={"help": "unicodedata form, or '' to skip"})
     japanese_quality: dict | None = field(default=None, metadata={"help": "JapaneseQualityFilter overrides; null: off"})
-    ng_words_file: str | None = NG_WORDS
+    ng_words_file: str | None = NG_WORDS_JA
     gopher_repetition: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
     gopher_quality: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
     fineweb_quality: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
@@ -66,10 +63,11 @@ ARGUMENTS = (CorpusArguments,)  # the dataclasses a recipe file for this stage f
 
 
 def language_filters(args, removed):
-    """Per-language datatrove filters with the defaults of recipekit.corpus_defaults, overridden by the recipe."""
+    """Per-language datatrove filters with the defaults of llm_recipes.corpus.defaults, overridden by the recipe."""
     from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
-    from recipekit.corpus_blocks import JapaneseQualityFilter, OnlyLanguages
-    from recipekit.corpus_defaults import filter_settings
+
+    from llm_recipes.corpus.blocks import JapaneseQualityFilter, OnlyLanguages
+    from llm_recipes.corpus.defaults import filter_settings
 
     classes = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
                "fineweb_quality": FineWebQualityFilter}
@@ -88,15 +86,25 @@ def language_filters(args, removed):
 
 
 def build_pipelines(args):
-    from datatrove.pipeline.dedup import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter
-    from datatrove.pipeline.dedup import MinhashDedupSignature
+    from datatrove.pipeline.dedup import (
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.formatters import FTFYFormatter
     from datatrove.pipeline.readers import JsonlReader, ParquetReader
     from datatrove.pipeline.writers import JsonlWriter
-    from recipekit.corpus_blocks import (CharNgramMinhashSignature, LinguaLanguageFilter, PIIMasker,
-                                         UnicodeNormalizer, ValidatingJsonlReader)
-    from recipekit.corpus_report import make_executor
+
+    from llm_recipes.corpus.blocks import (
+        CharNgramMinhashSignature,
+        LinguaLanguageFilter,
+        PIIMasker,
+        UnicodeNormalizer,
+        ValidatingJsonlReader,
+    )
+    from llm_recipes.corpus.report import make_executor
 
     out = args.output_dir.rstrip("/")
 
@@ -167,7 +175,7 @@ def main(args: CorpusArguments):
             for step in stage.pipeline:
                 print(f"  {step}")
         if args.executor == "slurm":
-            from recipekit.corpus_report import write_slurm_scripts
+            from llm_recipes.corpus.report import write_slurm_scripts
 
             print("\n".join(f"sbatch script: {p}" for p in write_slurm_scripts(stages)))
         return None
@@ -186,9 +194,11 @@ def main(args: CorpusArguments):
             print("warning: no document survived filtering; near-dedup skipped")
             os.makedirs(f"{out}/kept", exist_ok=True)
             stages = stages[:1]
-    stages[-1].run()
-    if args.executor != "local":
-        print(f"submitted to {args.executor}; re-run this command after the jobs finish to write the report")
+    stages[-1].run()  # local and Ray: runs every stage; Slurm: submits the jobs (each stage depends on the last)
+    unfinished = [s.logging_dir.path for s in stages if s.get_incomplete_ranks()]
+    if unfinished:  # Slurm jobs still queued or running: a re-run of this command (nothing re-runs) writes the report
+        print(f"submitted to {args.executor}; {len(unfinished)} stage(s) not finished ({unfinished[0]} ...); re-run "
+              "this command after the jobs finish to write the report")
         return None
     read, removed, masked = summarize(out, names)
     kept = count_kept(out)

@@ -11,20 +11,27 @@ margin (chosen vs rejected implicit reward), on held-out pairs when `eval_datase
 """
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 from trl import DPOConfig, ModelConfig
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import check_choices, parse, run  # noqa: E402
-from recipekit.data import iter_jsonl, load_records, load_sources  # noqa: E402
-from recipekit.formats import for_preference  # noqa: E402
-from recipekit.generation import generation_check  # noqa: E402
-from recipekit.judging import generate_answers, make_judge, pairwise  # noqa: E402
-from recipekit.report import loss_summary, markdown_table, plan, write_report  # noqa: E402
-from recipekit.training import fit, load_model, require_model_dir, save_merged  # noqa: E402
+from llm_recipes.config import check_choices, parse, run
+from llm_recipes.data import iter_jsonl, load_records, load_sources
+from llm_recipes.evaluation.judging import generate_answers, make_judge, pairwise
+from llm_recipes.generation import generation_check
+from llm_recipes.reporting.model_card import write_model_card
+from llm_recipes.reporting.report import loss_summary, markdown_table, plan, write_report
+from llm_recipes.training.common import (
+    hub_push_target,
+    load_model,
+    push_to_hub,
+    require_model_dir,
+    run_identity,
+    save_merged,
+    train_and_save,
+)
+from llm_recipes.training.formats import for_preference
 
 
 @dataclass
@@ -78,25 +85,26 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
 
     start = time.time()
     if args.dry_run:  # real-scale recipes: parsed and checked offline, nothing downloaded
-        print(plan(args, training_args, model_args))
+        print(plan(args, training_args, model_args, hub_push_target(training_args)))
         return None
     set_seed(training_args.seed)
+    hub_push_target(training_args)  # no token: stop now, not after training
     check_choices(args, on_bad_record=("error", "drop"))
     if args.judge_questions:  # checked before training, loaded after it
         list(iter_jsonl(args.judge_questions, required_keys=["question_id", "turns"]))
         if not args.judge_api_base:
             require_model_dir(args.judge_model_name_or_path or "", "judge_model_name_or_path")
-    model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code)
+    model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code,
+                                  training_args)
     convert = lambda ds, src: for_preference(ds, src, args.on_bad_record)  # noqa: E731
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture, convert,
                                          training_args.seed)
     eval_dataset = convert(load_records(args.eval_dataset_name), args.eval_dataset_name)[0] \
         if args.eval_dataset_name else None
 
-    trainer, result, checkpoint = fit(
+    trainer, result, checkpoint = train_and_save(
         DPOTrainer, training_args.output_dir,
-        {"model_name_or_path": model_args.model_name_or_path, "dataset": args.dataset_name or args.dataset_mixture,
-         "loss_type": training_args.loss_type, "use_peft": model_args.use_peft},
+        run_identity(args, training_args, model_args),
         model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=get_peft_config(model_args))
     if not trainer.is_world_process_zero():
@@ -113,7 +121,13 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
     if args.judge_questions:
         metrics.update(judge_against_start(args, training_args.output_dir, model_args.model_name_or_path))
     print(markdown_table(["metric", "value"], list(metrics.items())))
-    return write_report(training_args.output_dir, "dpo", metrics, wall_time_s=time.time() - start)
+    for out in [training_args.output_dir] + ([os.path.join(training_args.output_dir, "merged")]
+                                            if model_args.use_peft and args.merge_adapter else []):
+        write_model_card(out, "dpo", metrics, (args, training_args, model_args), model_args.model_name_or_path,
+                         [args.dataset_name, *(m["path"] for m in args.dataset_mixture or [])])
+    report = write_report(training_args.output_dir, "dpo", metrics, wall_time_s=time.time() - start)
+    push_to_hub(trainer)
+    return report
 
 
 if __name__ == "__main__":

@@ -9,18 +9,16 @@ Works on any local causal LM with a fast tokenizer (Llama family included); the 
 tokens, so the old tokenizer's model, merges and ids are untouched and text without them encodes as before.
 """
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-import tokenizer as tokenizer_stage  # noqa: E402
-from recipekit.cli import RecipeError, parse, run  # noqa: E402
-from recipekit.data import iter_texts  # noqa: E402
-from recipekit.report import clear_report, markdown_table, write_report  # noqa: E402
-from recipekit.tokenizer_metrics import JAPANESE, language_of  # noqa: E402
-from recipekit.training import require_model_dir  # noqa: E402
+from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.data import iter_texts
+from llm_recipes.reporting.model_card import write_model_card
+from llm_recipes.reporting.report import clear_report, markdown_table, write_report
+from llm_recipes.scripts import tokenizer as tokenizer_stage
+from llm_recipes.tokenizer.metrics import JAPANESE, language_of
+from llm_recipes.training.common import require_model_dir
 
 
 @dataclass
@@ -128,6 +126,7 @@ def main(args: ExpandArguments):
                "new_tokens": len(new_tokens), "examples": new_tokens[:20],
                "ja_chars_per_token_before": before, "ja_chars_per_token_after": after}
     print(markdown_table(["metric", "value"], list(metrics.items())))
+    write_model_card(args.output_dir, "expand_vocab", metrics, (args,), args.model_name_or_path, [args.input_path])
     return write_report(args.output_dir, "expand_vocab", metrics, wall_time_s=time.time() - start)
 
 

@@ -12,16 +12,14 @@ it, an OpenAI-compatible endpoint (`judge_api_base`, `judge_api_model`, key from
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, check_choices, parse, run  # noqa: E402
-from recipekit.data import iter_jsonl  # noqa: E402
-from recipekit.judging import generate_answers, make_judge, pairwise, single  # noqa: E402
-from recipekit.report import clear_report, markdown_table, write_report  # noqa: E402
-from recipekit.training import require_model_dir  # noqa: E402
+from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.data import iter_jsonl
+from llm_recipes.evaluation.judging import generate_answers, make_judge, pairwise, single
+from llm_recipes.reporting.report import clear_report, markdown_table, write_report
+from llm_recipes.training.common import require_model_dir
 
 
 @dataclass

@@ -4,19 +4,17 @@ preference data (plain or HH transcripts) is unrolled into a desirable and an un
     python scripts/kto.py --config recipes/dpo-data-efficiency/kto.yaml
 """
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 from trl import KTOConfig, ModelConfig
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import check_choices, parse, run  # noqa: E402
-from recipekit.data import load_sources  # noqa: E402
-from recipekit.formats import for_kto  # noqa: E402
-from recipekit.report import loss_summary, markdown_table, write_report  # noqa: E402
-from recipekit.training import fit, load_model  # noqa: E402
+from llm_recipes.config import check_choices, parse, run
+from llm_recipes.data import load_sources
+from llm_recipes.reporting.model_card import write_model_card
+from llm_recipes.reporting.report import loss_summary, markdown_table, write_report
+from llm_recipes.training.common import hub_push_target, load_model, push_to_hub, run_identity, train_and_save
+from llm_recipes.training.formats import for_kto
 
 
 @dataclass
@@ -37,13 +35,15 @@ def main(args: KTOScriptArguments, training_args: KTOConfig, model_args: ModelCo
 
     start = time.time()
     set_seed(training_args.seed)
+    hub_push_target(training_args)  # no token: stop now, not after training
     check_choices(args, on_bad_record=("error", "drop"))
-    model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code)
+    model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code,
+                                  training_args)
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture,
                                          lambda ds, src: for_kto(ds, src, args.on_bad_record), training_args.seed)
-    trainer, result, checkpoint = fit(
+    trainer, result, checkpoint = train_and_save(
         KTOTrainer, training_args.output_dir,
-        {"model_name_or_path": model_args.model_name_or_path, "dataset": args.dataset_name or args.dataset_mixture},
+        run_identity(args, training_args, model_args),
         model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=get_peft_config(model_args))
     if not trainer.is_world_process_zero():
@@ -53,7 +53,11 @@ def main(args: KTOScriptArguments, training_args: KTOConfig, model_args: ModelCo
                "resumed_from": checkpoint, "beta": training_args.beta, **loss_summary(trainer.state.log_history),
                "reward_margin": logs[-1].get("rewards/margins") if logs else None}
     print(markdown_table(["metric", "value"], list(metrics.items())))
-    return write_report(training_args.output_dir, "kto", metrics, wall_time_s=time.time() - start)
+    write_model_card(training_args.output_dir, "kto", metrics, (args, training_args, model_args),
+                     model_args.model_name_or_path, [args.dataset_name, *(m["path"] for m in args.dataset_mixture or [])])
+    report = write_report(training_args.output_dir, "kto", metrics, wall_time_s=time.time() - start)
+    push_to_hub(trainer)
+    return report
 
 
 if __name__ == "__main__":

@@ -25,15 +25,22 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
 
 import argparse
 import json
-import os
 import random
-import sys
 import unicodedata
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.tiny_world import (ATTRIBUTES, JA_FILLERS, PHONES, SPAM, WRONG_LANGUAGE, document, fill,  # noqa: E402,F401
-                                 make_world, near_duplicate, reading_comprehension)
+from llm_recipes.tiny_world import (  # noqa: F401
+    ATTRIBUTES,
+    JA_FILLERS,
+    PHONES,
+    SPAM,
+    WRONG_LANGUAGE,
+    document,
+    fill,
+    make_world,
+    near_duplicate,
+    reading_comprehension,
+)
 
 
 def build(seed=0, n_villages=40, n_test=15, docs_per_village=6):

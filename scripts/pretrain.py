@@ -12,21 +12,34 @@ tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops`. Re-running
 resumes from the last one.
 """
 
+import dataclasses
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 from transformers import Trainer, TrainingArguments
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, parse, run  # noqa: E402
-from recipekit.data import stage_blocks  # noqa: E402
-from recipekit.modeling import (ThroughputCallback, build_config, count_parameters, fit_hidden_size,  # noqa: E402
-                                flops_per_token, meta_model)
-from recipekit.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report  # noqa: E402
-from recipekit.training import NaNGuard, last_checkpoint, require_model_dir  # noqa: E402
+from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.reporting.model_card import write_model_card
+from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report
+from llm_recipes.training.blocks import stage_blocks
+from llm_recipes.training.common import (
+    NaNGuard,
+    hub_push_target,
+    last_checkpoint,
+    push_to_hub,
+    require_model_dir,
+    run_identity,
+)
+from llm_recipes.training.modeling import (
+    ThroughputCallback,
+    build_config,
+    count_parameters,
+    fit_hidden_size,
+    flops_per_token,
+    meta_model,
+)
 
 
 @dataclass
@@ -136,6 +149,12 @@ class BlockTrainer(Trainer):
             self.args.dataloader_drop_last = drop
 
 
+def stage_training_args(training_args, output_dir, max_steps):
+    """A data stage's TrainingArguments: a copy with its own output_dir and steps (dataclasses.replace, not to_dict(),
+    which writes the literal "<HUB_TOKEN>" into hub_token)."""
+    return dataclasses.replace(training_args, output_dir=output_dir, max_steps=max_steps)
+
+
 def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     from transformers import default_data_collator
 
@@ -145,12 +164,11 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                        * training_args.world_size * block_size)
     max_steps = math.ceil(stage["max_tokens"] / tokens_per_step) if "max_tokens" in stage else \
         stage.get("max_steps", training_args.max_steps)
-    stage_args = training_args.__class__(**{**training_args.to_dict(), "output_dir": output_dir,
-                                            "max_steps": max_steps})
+    stage_args = stage_training_args(training_args, output_dir, max_steps)
     counts = count_parameters(model)
     layers = getattr(model.config, "num_hidden_layers", 1)
     hidden = getattr(model.config, "hidden_size", 0)
-    throughput = ThroughputCallback(tokens_per_step, flops_per_token(counts["non_embedding_parameters"], layers,
+    throughput = ThroughputCallback(tokens_per_step, flops_per_token(counts["active_non_embedding_parameters"], layers,
                                                                      hidden, block_size), args.peak_tflops,
                                     training_args.world_size)
     guard = NaNGuard()
@@ -203,7 +221,9 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     if args.target_non_embedding_parameters and not args.model_name_or_path:
         fit_hidden_size(args, tokenizer, args.target_non_embedding_parameters, multiple=args.num_attention_heads * 2)
     check_shape(args)
+    push = hub_push_target(training_args)  # no token: stop now, not after training
     if args.dry_run:
+        print(f"push to hub: {push or 'no'}")
         return dry_run(args, training_args, tokenizer)
     if training_args.torch_compile and not training_args.dataloader_drop_last:
         print("note: torch_compile with a short last batch recompiles for dynamic shapes (measured 0.64x instead of "
@@ -213,8 +233,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     counts = count_parameters(model)
     print(f"model: {counts['parameters'] / 1e6:.2f}M parameters ({counts['non_embedding_parameters'] / 1e6:.2f}M "
           f"without embeddings); {len(stages)} data stage(s)")
-    identity = {k: v for k, v in vars(args).items() if k not in ("allow_pickle_weights", "dry_run", "peak_tflops")}
-    check_output_dir(training_args.output_dir, identity)
+    check_output_dir(training_args.output_dir, run_identity(args, training_args))
     clear_report(training_args.output_dir)
     history, steps, tokens, resumed = [], 0, 0, None
     for i, stage in enumerate(stages):
@@ -236,7 +255,13 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
                    **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
                                                        "flops_per_token", "mfu", "mfu_steady")}}
         print(markdown_table(["metric", "value"], list(metrics.items())))
-        return write_report(training_args.output_dir, "pretrain", metrics, wall_time_s=time.time() - start)
+        data = [args.dataset_name, *(s.get("dataset_name") or src["path"] for s in args.data_stages or []
+                                     for src in (s.get("datasets") or [s]))]
+        write_model_card(training_args.output_dir, "pretrain", metrics, (args, training_args), args.model_name_or_path,
+                         data)
+        report = write_report(training_args.output_dir, "pretrain", metrics, wall_time_s=time.time() - start)
+        push_to_hub(trainer)
+        return report
 
 
 if __name__ == "__main__":

@@ -16,17 +16,15 @@ With `require_equal_loss_tokens` it fails unless every run trained on the same l
 import glob
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, parse, run  # noqa: E402
-from recipekit.data import load_records  # noqa: E402
-from recipekit.eos_probe import choice_scores, completion_loss, greedy_answers  # noqa: E402
-from recipekit.packing import read_steps  # noqa: E402
-from recipekit.report import clear_report, markdown_table, read_report, write_report  # noqa: E402
-from recipekit.training import require_model_dir  # noqa: E402
+from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.data import load_records
+from llm_recipes.evaluation.eos_probe import choice_scores, completion_loss, greedy_answers
+from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
+from llm_recipes.training.common import require_model_dir
+from llm_recipes.training.packing import read_steps
 
 
 @dataclass

@@ -2,32 +2,31 @@
 
     python scripts/run_recipe.py recipes/tiny
     python scripts/run_recipe.py recipes/tiny --run_dir /tmp/run --set pretrain.max_steps=20 --stages corpus,tokenizer
+    llm-recipe recipes/tiny                     # the same, from any directory once the package is installed
 
 The recipe folder holds `recipe.yaml` (run_dir, accelerate config, the ordered stages) and one YAML per stage (stages
-may share one YAML and differ by a `set:` mapping of keys). Each stage's config is resolved (stage `set:` keys, run_dir
-moved, --set overrides applied) and saved as <run_dir>/configs/<stage>.yaml before it is launched, so a run records
-exactly what it ran. A stage whose output_dir already holds its report.json (written last) is complete and skipped;
-an incomplete one re-runs and resumes (--force re-runs everything).
+may share one YAML and differ by a `set:` mapping of keys). Paths in the stage files say `{recipe_dir}` (this folder)
+and `{run_dir}`, so a copied folder runs as it is; `run_dir: outputs/{recipe_name}` gives each copy its own outputs.
+Each stage's config is resolved (placeholders, stage `set:` keys, run_dir moved, --set overrides) and saved as
+<run_dir>/configs/<stage>.yaml before it is launched. A stage is complete when its report.json records this same
+resolved configuration: it is skipped. If it records another one, the run stops and names the changed keys (--force
+re-runs); an incomplete stage re-runs and resumes from its last checkpoint.
 """
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, load_yaml, run_plain  # noqa: E402
-from recipekit.report import markdown_table, read_report  # noqa: E402
-from recipekit.summary import summarize_stage  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.reporting.report import markdown_table
+from llm_recipes.reporting.summary import summarize_stage
+from llm_recipes.runner import completed, find_file, launch, record_config, script_path
 
 
 def move_run_dir(value, old, new):
-    """Rewrite every path under the recipe's run_dir to the new run_dir (strings, lists and dicts alike)."""
+    """Rewrite every path under the recipe's literal run_dir to the new run_dir (strings, lists and dicts alike)."""
     if isinstance(value, str) and (value == old or value.startswith(old.rstrip("/") + "/")):
         return new.rstrip("/") + value[len(old.rstrip("/")):]
     if isinstance(value, list):
@@ -37,17 +36,19 @@ def move_run_dir(value, old, new):
     return value
 
 
-def resolve(recipe_dir, stage, recipe, run_dir, overrides):
-    config = load_yaml(os.path.join(recipe_dir, stage["config"]))
-    config.update(stage.get("set", {}))  # keys the recipe sets for this stage only (one YAML, several stages)
-    config = move_run_dir(config, recipe["run_dir"], run_dir)
+def resolve(recipe_dir, stage, context, default_run_dir, overrides):
+    """A stage's configuration as it will run, saved under run_dir/configs/."""
+    path = os.path.join(recipe_dir, stage["config"])
+    config = {**load_yaml(path), **stage.get("set", {})}  # keys the recipe sets for this stage only
+    config = fill_placeholders(config, context, path)
+    config = move_run_dir(config, default_run_dir, context["run_dir"])
     for key, value in overrides.get(stage["name"], {}).items():
         config[key] = yaml.safe_load(value)
-    path = os.path.join(run_dir, "configs", f"{stage['name']}.yaml")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    saved = os.path.join(context["run_dir"], "configs", f"{stage['name']}.yaml")
+    os.makedirs(os.path.dirname(saved), exist_ok=True)
+    with open(saved, "w", encoding="utf-8") as f:
         yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
-    return path, config
+    return saved, config
 
 
 def parse_overrides(items, stage_names):
@@ -68,50 +69,54 @@ def main(argv=None):
     parser.add_argument("--stages", help="comma-separated subset of stages to run (default: all)")
     parser.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a stage key")
     parser.add_argument("--launcher", choices=["accelerate", "python"], default="accelerate")
-    parser.add_argument("--force", action="store_true", help="re-run stages that are already complete")
+    parser.add_argument("--force", action="store_true", help="re-run stages even if they completed")
     args = parser.parse_args(argv)
 
-    recipe = load_yaml(os.path.join(args.recipe_dir, "recipe.yaml"))
+    recipe_file = os.path.join(args.recipe_dir, "recipe.yaml")
+    recipe = load_yaml(recipe_file)
+    if not isinstance(recipe, dict) or not recipe.get("stages") or not recipe.get("run_dir"):
+        raise RecipeError(f"{recipe_file}: needs run_dir and a list of stages")
     names = [s["name"] for s in recipe["stages"]]
     overrides = parse_overrides(args.set, names)
     selected = args.stages.split(",") if args.stages else names
     unknown = [s for s in selected if s not in names]
     if unknown:
         raise RecipeError(f"--stages: unknown stage(s) {unknown}; this recipe has {names}")
-    run_dir = args.run_dir or recipe["run_dir"]
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "HF_DATASETS_OFFLINE": os.environ.get("HF_DATASETS_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    default_run_dir = recipe_context(args.recipe_dir)["run_dir"]
+    context = recipe_context(args.recipe_dir, args.run_dir)
+    run_dir = context["run_dir"]
     rows, start = [], time.time()
     for stage in recipe["stages"]:
         if stage["name"] not in selected:
             continue
-        config_path, config = resolve(args.recipe_dir, stage, recipe, run_dir, overrides)
-        done = read_report(config["output_dir"])
-        if done is not None and not args.force:  # report.json is written last: the stage completed
-            print(f"\n=== stage {stage['name']}: complete ({config['output_dir']}/report.json), skipped", flush=True)
+        config_path, config = resolve(args.recipe_dir, stage, context, default_run_dir, overrides)
+        where = f"stage '{stage['name']}'"
+        done = completed(config["output_dir"], config, args.force, where, root=run_dir)
+        if done is not None:
+            print(f"\n=== stage {stage['name']}: complete with this configuration "
+                  f"({config['output_dir']}/report.json), skipped", flush=True)
             rows.append([stage["name"], "skipped", summarize_stage(done)])
             continue
-        script = os.path.join(REPO, stage["script"])
-        if args.launcher == "accelerate":
-            accelerate_config = os.path.join(REPO, stage.get("accelerate_config", recipe["accelerate_config"]))
-            cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config, script]
-        else:
-            cmd = [sys.executable, script]
-        print(f"\n=== stage {stage['name']}: {' '.join(cmd[2:] if args.launcher == 'accelerate' else cmd)} "
-              f"--config {config_path}", flush=True)
+        print(f"\n=== stage {stage['name']}", flush=True)
+        accelerate_config = find_file(stage.get("accelerate_config", recipe.get("accelerate_config",
+                                                                               "configs/cpu.yaml")), args.recipe_dir)
         t0 = time.time()
-        code = subprocess.call([*cmd, "--config", config_path], env=env)
+        code = launch(script_path(stage["script"]), config_path, args.launcher, accelerate_config,
+                      env={"LLM_RECIPE": f"{args.recipe_dir} (stage {stage['name']})"})
         if code != 0:
-            raise RecipeError(f"stage '{stage['name']}' failed with exit code {code} (its message is above)")
-        report = read_report(config["output_dir"])
-        if report is None:
-            raise RecipeError(f"stage '{stage['name']}' exited 0 but wrote no {config['output_dir']}/report.json")
+            raise RecipeError(f"{where} failed with exit code {code} (its message is above)")
+        report = record_config(config["output_dir"], config, root=run_dir)
         rows.append([stage["name"], f"{time.time() - t0:.0f}s", summarize_stage(report)])
     table = markdown_table(["stage", "wall time", "result"], rows)
     with open(os.path.join(run_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     print(f"\n## Summary of {args.recipe_dir} (run_dir {run_dir}, total {time.time() - start:.0f}s)\n\n{table}")
+    return rows
+
+
+def cli():
+    run_plain(main)
 
 
 if __name__ == "__main__":
-    run_plain(main)
+    cli()

@@ -12,12 +12,10 @@ import argparse
 import itertools
 import json
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, run_plain  # noqa: E402
+from llm_recipes.config import RecipeError, run_plain
 
 
 def predict(params, n, d):
@@ -38,7 +36,7 @@ GRIDS = {  # initialisations: log E, log A, log B, alpha, beta
 }
 
 
-def fit(n, d, loss, delta=1e-3, grid="coarse"):
+def fit_scaling_law(n, d, loss, delta=1e-3, grid="coarse"):
     """Best (over a grid of starts) L-BFGS fit; returns {E, A, B, alpha, beta, objective}."""
     from scipy.optimize import minimize
 
@@ -106,7 +104,7 @@ def main(argv=None):
         raise RecipeError(f"{args.results}: {len(rows)} usable rows with {args.n_key}, {args.d_key}, {args.loss_key}; "
                           "a 5-parameter fit needs at least 5")
     n, d, loss = (np.array([r[k] for r in rows], float) for k in (args.n_key, args.d_key, args.loss_key))
-    law = fit(n, d, loss, grid=args.grid)
+    law = fit_scaling_law(n, d, loss, grid=args.grid)
     optimal = [compute_optimal(law, c) for c in args.budget]
     out = os.path.dirname(os.path.abspath(args.results))
     with open(os.path.join(out, "scaling_law.json"), "w", encoding="utf-8") as f:

@@ -15,20 +15,27 @@ tokens, real tokens and computed tokens go to <output_dir>/layout_steps.jsonl.
 """
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 from trl import ModelConfig, SFTConfig
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, check_choices, parse, run  # noqa: E402
-from recipekit.data import load_records, load_sources  # noqa: E402
-from recipekit.formats import for_sft  # noqa: E402
-from recipekit.generation import generation_check  # noqa: E402
-from recipekit.packing import LAYOUTS, LayoutCollator, LayoutStats, read_steps, summarize_steps  # noqa: E402
-from recipekit.report import loss_summary, markdown_table, plan, write_report  # noqa: E402
-from recipekit.training import fit, load_model, save_merged  # noqa: E402
+from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.data import load_records, load_sources
+from llm_recipes.generation import generation_check
+from llm_recipes.reporting.model_card import write_model_card
+from llm_recipes.reporting.report import loss_summary, markdown_table, plan, write_report
+from llm_recipes.tokenizer import CHATML_PATH
+from llm_recipes.training.common import (
+    hub_push_target,
+    load_model,
+    push_to_hub,
+    run_identity,
+    save_merged,
+    train_and_save,
+)
+from llm_recipes.training.formats import for_sft
+from llm_recipes.training.packing import LAYOUTS, LayoutCollator, LayoutStats, read_steps, summarize_steps
 
 
 @dataclass
@@ -77,11 +84,15 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
 
     start = time.time()
     if args.dry_run:  # real-scale recipes: parsed and checked offline, nothing downloaded
-        print(plan(args, training_args, model_args))
+        print(plan(args, training_args, model_args, hub_push_target(training_args)))
         return None
     set_seed(training_args.seed)
+    hub_push_target(training_args)  # no token: stop now, not after training
+    if training_args.chat_template_path == "chatml":  # the package's ChatML template (with {% generation %} tags)
+        training_args.chat_template_path = CHATML_PATH
     check_choices(args, on_too_long=("truncate", "drop", "error"), on_bad_record=("error", "drop"))
-    model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code)
+    model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code,
+                                  training_args)
     if not tokenizer.chat_template and not training_args.chat_template_path:
         raise RecipeError(f"model_name_or_path: {model_args.model_name_or_path} has no chat template; set "
                           "chat_template_path")
@@ -98,10 +109,9 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
         collator = LayoutCollator(args.batch_layout, pad_id, training_args.pad_to_multiple_of)
         callbacks = [LayoutStats(collator, training_args.output_dir, training_args.gradient_accumulation_steps)]
 
-    trainer, result, checkpoint = fit(
+    trainer, result, checkpoint = train_and_save(
         SFTTrainer, training_args.output_dir,
-        {"model_name_or_path": model_args.model_name_or_path, "dataset": args.dataset_name or args.dataset_mixture,
-         "use_peft": model_args.use_peft, "batch_layout": args.batch_layout},
+        run_identity(args, training_args, model_args),
         model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer, data_collator=collator,
         callbacks=callbacks, peft_config=get_peft_config(model_args))
     if not trainer.is_world_process_zero():
@@ -121,7 +131,13 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
         prompts = load_records(args.generation_eval_dataset, required_keys=["messages"])
         metrics.update(generation_check(trainer.model, trainer.processing_class, prompts, args.max_new_tokens))
     print(markdown_table(["metric", "value"], [(k, v) for k, v in metrics.items() if k != "loss_tokens_per_step"]))
-    return write_report(training_args.output_dir, "sft", metrics, wall_time_s=time.time() - start)
+    for out in [training_args.output_dir] + ([os.path.join(training_args.output_dir, "merged")]
+                                            if model_args.use_peft and args.merge_adapter else []):
+        write_model_card(out, "sft", metrics, (args, training_args, model_args), model_args.model_name_or_path,
+                         [args.dataset_name, *(m["path"] for m in args.dataset_mixture or [])])
+    report = write_report(training_args.output_dir, "sft", metrics, wall_time_s=time.time() - start)
+    push_to_hub(trainer)
+    return report
 
 
 if __name__ == "__main__":

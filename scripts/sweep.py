@@ -8,26 +8,23 @@ Sweep file keys: `script`, `base_config` (a stage recipe, relative to the sweep 
 <recipe key>: value}]: `vars` only label the point in the results),
 `set` (overrides for every point), `metrics` (report.json keys to collect; dotted paths allowed; parameters, tokens
 seen and wall time are always collected where the stage reports them), and `plot` ({kind: line | heatmap | bar, x, y,
-value, group, logx}). A point whose report.json exists is complete and skipped.
+value, group, logx}). Paths may use the recipe folder's placeholders ({recipe_dir}, {run_dir}). A point whose
+report.json records the same resolved configuration is complete and skipped; one that records another configuration
+stops the sweep with the changed keys named (--force re-runs it).
 """
 
 import argparse
 import itertools
 import json
 import os
-import subprocess
-import sys
 import time
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, load_yaml, run_plain  # noqa: E402
-from recipekit.report import markdown_table, read_report  # noqa: E402
-from recipekit.sweep_report import plot_sweep  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.reporting.report import markdown_table
+from llm_recipes.reporting.sweep import plot_sweep
+from llm_recipes.runner import completed, find_file, launch, record_config, script_path
 
 ALWAYS = ("parameters", "non_embedding_parameters", "tokens_seen")  # collected where a stage reports them
 
@@ -74,18 +71,21 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--launcher", choices=["accelerate", "python"], default="accelerate")
     parser.add_argument("--only", help="comma-separated point names to run")
+    parser.add_argument("--force", action="store_true", help="re-run points even if they completed")
     args = parser.parse_args(argv)
 
-    spec = load_yaml(args.sweep)
-    base = load_yaml(os.path.join(os.path.dirname(args.sweep), spec["base_config"]))
+    folder = os.path.dirname(args.sweep) or "."
+    context = recipe_context(folder)
+    spec = fill_placeholders(load_yaml(args.sweep), context, args.sweep)
+    base_file = os.path.join(folder, spec["base_config"])
+    base = fill_placeholders(load_yaml(base_file), context, base_file)
     out = args.output_dir or spec["output_dir"]
     common = {**(spec.get("set") or {}), **{k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}}
     points = expand_points(spec)
     if args.only:
         points = [p for p in points if p["name"] in args.only.split(",")]
-    script = os.path.join(REPO, spec["script"])
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "HF_DATASETS_OFFLINE": os.environ.get("HF_DATASETS_OFFLINE", "1")}
+    script = script_path(spec["script"])
+    accelerate_config = find_file(spec.get("accelerate_config", "configs/cpu.yaml"), folder)
     plan = plan_points(spec, points, base, common, out, args.sweep)
     rows, start = [], time.time()
     for i, (name, labels, config) in enumerate(plan):
@@ -93,17 +93,15 @@ def main(argv=None):
         config_path = os.path.join(out, f"{name}.yaml")
         with open(config_path, "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, allow_unicode=True, sort_keys=False)
-        report = read_report(config["output_dir"])
+        report = completed(config["output_dir"], config, args.force, f"sweep point '{name}'", root=out)
         t0 = time.time()
         if report is None:
             print(f"\n=== point {i + 1}/{len(points)}: {name}", flush=True)
-            launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                        os.path.join(REPO, spec.get("accelerate_config", "configs/cpu.yaml"))] \
-                if args.launcher == "accelerate" else [sys.executable]
-            code = subprocess.call([*launcher, script, "--config", config_path], env=env)
+            code = launch(script, config_path, args.launcher, accelerate_config,
+                          env={"LLM_RECIPE": f"{args.sweep} (point {name})"})
             if code != 0:
                 raise RecipeError(f"sweep point '{name}' failed with exit code {code} (its message is above)")
-            report = read_report(config["output_dir"])
+            report = record_config(config["output_dir"], config, root=out)
         else:
             print(f"=== point {name}: complete, skipped")
         metrics = [*spec.get("metrics", []), *(k for k in ALWAYS if k in report and k not in spec.get("metrics", []))]

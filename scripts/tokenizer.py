@@ -12,25 +12,15 @@ train on assistant tokens only). Metrics on `eval_path` (held-out text) go to re
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # noqa: E402  (shared package next to this file)
-from recipekit.cli import RecipeError, check_choices, parse, run  # noqa: E402
-from recipekit.data import iter_texts  # noqa: E402
-from recipekit.report import clear_report, markdown_table, write_report  # noqa: E402
-from recipekit.tokenizer_metrics import measure, plot_sweep  # noqa: E402
+from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.data import iter_texts
+from llm_recipes.reporting.report import clear_report, markdown_table, write_report
+from llm_recipes.tokenizer import CHATML_TEMPLATE
+from llm_recipes.tokenizer.metrics import measure, plot_vocab_sweep
 
-# ChatML; {% generation %} marks the tokens that assistant_only_loss trains on.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
-    "{% else %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 # Runs of one Japanese script; merges then never cross kanji/hiragana/katakana boundaries (a cheap stand-in for
 # morphological pre-splitting, which keeps particles such as は/を from fusing with the word after them).
 SCRIPT_RUNS = r"\p{Han}+|\p{Hiragana}+|\p{Katakana}+|[^\p{Han}\p{Hiragana}\p{Katakana}]+"
@@ -183,7 +173,7 @@ def main(args: TokenizerArguments):
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Tokenizer report ({args.model}, eval: {args.eval_path or args.input_path})\n\n{table}\n")
     if len(sizes) > 1:
-        plot_sweep(os.path.join(args.output_dir, "vocab_sweep.png"), results)
+        plot_vocab_sweep(os.path.join(args.output_dir, "vocab_sweep.png"), results)
     print(table)
     metrics = results[sizes[0]] if len(sizes) == 1 else {"sweep": results}
     return write_report(args.output_dir, "tokenizer", {"model": args.model, **metrics}, wall_time_s=time.time() - start)

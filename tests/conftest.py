@@ -5,8 +5,6 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPTS = os.path.join(REPO, "scripts")
-sys.path.insert(0, SCRIPTS)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,7 +27,7 @@ def model_dir(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    import tokenizer as tok_stage
+    from llm_recipes.scripts import tokenizer as tok_stage
 
     root = tmp_path_factory.mktemp("align") / "model"
     docs = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
@@ -40,3 +38,13 @@ def model_dir(tmp_path_factory):
                                  num_attention_heads=4, eos_token_id=tok.eos_token_id,
                                  pad_token_id=tok.pad_token_id)).save_pretrained(root)
     return root
+
+
+def tiny_tokenizer_dir(root, vocab_size=500):
+    """A tokenizer trained on the tiny corpus (the tokenizer stage, in this process)."""
+    from llm_recipes.scripts import tokenizer as tok_stage
+
+    out = os.path.join(str(root), "tokenizer")
+    docs = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
+    tok_stage.main(tok_stage.TokenizerArguments(input_path=docs, output_dir=out, vocab_size=vocab_size))
+    return out

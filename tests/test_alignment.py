@@ -8,11 +8,9 @@ import yaml
 from conftest import REPO, run_script
 from datasets import Dataset
 
-import dpo
-import kto
-import sft
-from recipekit.cli import RecipeError, load_recipe, parse
-from recipekit.formats import for_kto, for_preference, for_sft
+from llm_recipes.config import RecipeError, load_recipe, parse
+from llm_recipes.scripts import dpo, kto, sft
+from llm_recipes.training.formats import for_kto, for_preference, for_sft
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 
@@ -48,7 +46,7 @@ def test_sft_batches_train_on_assistant_tokens_only(model_dir, tmp_path):
 
     args, training_args, model_args = load_recipe(sft.ARGUMENTS, os.path.join(REPO, "recipes", "tiny", "sft.yaml"),
                                                   model_name_or_path=str(model_dir), output_dir=str(tmp_path))
-    from recipekit.training import load_model
+    from llm_recipes.training.common import load_model
 
     model, tokenizer = load_model(model_args)
     rows = [{"messages": [{"role": "system", "content": "あなたは案内係です。"}, {"role": "user", "content": "名産は?"},

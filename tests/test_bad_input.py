@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import REPO, run_script
 
-from recipekit.cli import parse, run
+from llm_recipes.config import parse, run
 
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 SFT = os.path.join(REPO, "recipes", "tiny", "data", "sft.jsonl")
@@ -23,7 +23,7 @@ def models(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    import tokenizer as stage
+    from llm_recipes.scripts import tokenizer as stage
 
     root = tmp_path_factory.mktemp("models")
     stage.main(stage.TokenizerArguments(input_path=DOCS, output_dir=str(root / "ok"), vocab_size=400))
@@ -109,14 +109,14 @@ CASES = {
 
 
 # One case per stage script runs as a user would (a fresh process: no traceback, exit code 2); the others call the
-# same entry point (`recipekit.cli.run`) in this process, which saves a ~7 s interpreter start each.
+# same entry point (`llm_recipes.config.run`) in this process, which saves a ~7 s interpreter start each.
 AS_A_PROCESS = {"malformed_jsonl", "impossible_model_shape", "chat_data_without_template",
                 "preference_chosen_equals_rejected"}
 
 
 def run_stage(stage, path, capsys):
     """(exit code, stderr) of a stage script: in a subprocess, or through its entry point here."""
-    module = importlib.import_module(stage)
+    module = importlib.import_module(f"llm_recipes.scripts.{stage}")
     with pytest.raises(SystemExit) as exited:  # a run that succeeds or raises anything else fails the test
         run(module.main, lambda: parse(module.ARGUMENTS, ["--config", str(path)]))
     return exited.value.code, capsys.readouterr().err

@@ -10,9 +10,9 @@ import time
 import pytest
 from conftest import REPO
 
-import corpus
-from recipekit.cli import load_recipe
-from recipekit.corpus_report import minhash_curve
+from llm_recipes.config import load_recipe
+from llm_recipes.corpus.report import minhash_curve
+from llm_recipes.scripts import corpus
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 TRUTH = json.load(open(os.path.join(DATA, "truth.json"), encoding="utf-8"))

@@ -1,7 +1,7 @@
 """Unit tests of the Japanese pieces datatrove lacks (recipekit.corpus_blocks)."""
 from datatrove.data import Document
 
-from recipekit.corpus_blocks import JapaneseQualityFilter, LinguaLanguageFilter, OnlyLanguages, PIIMasker
+from llm_recipes.corpus.blocks import JapaneseQualityFilter, LinguaLanguageFilter, OnlyLanguages, PIIMasker
 
 CLEAN_JA = "トコワ村は北の山あいにある小さな村です。毎年九月には大きな祭りが開かれ、村の人々はとても親切です。"
 

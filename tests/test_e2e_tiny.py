@@ -98,3 +98,22 @@ print("OK", tok.decode(out, skip_special_tokens=True))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_every_model_has_a_model_card_and_tensorboard_events(run):
+    """Each saved model explains itself (recipe, base model, metrics, options); training curves are in TensorBoard
+    event files that tensorboard's own reader reads back."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = run
+    for stage, metric in (("pretrain", "eval_loss"), ("sft", "train_loss"), ("dpo", "reward_accuracy")):
+        card = (run_dir / stage / "README.md").read_text(encoding="utf-8")
+        assert "recipes/tiny (stage " + stage + ")" in card and f"| {metric} |" in card, card[:800]
+        assert "license: apache-2.0" in card and "hub_token" not in card and "learning_rate:" in card
+        events = glob.glob(str(run_dir / stage / "runs" / "*" / "events.out.tfevents.*"))
+        assert events, f"{stage}: no TensorBoard event file"
+        accumulator = EventAccumulator(os.path.dirname(events[0]))
+        accumulator.Reload()
+        loss = accumulator.Scalars("train/loss")
+        assert len(loss) >= 2 and all(e.value == e.value for e in loss)
+    assert "sft" in (run_dir / "dpo" / "README.md").read_text(encoding="utf-8")  # the base model it started from

@@ -7,10 +7,10 @@ import shutil
 import pytest
 from conftest import REPO
 
-import evaluate as stage
-import judge as judge_stage
-from recipekit.cli import RecipeError
-from recipekit.code_eval import humaneval_program, pass_at_k, run_sandboxed
+from llm_recipes.config import RecipeError
+from llm_recipes.evaluation.code_eval import humaneval_program, pass_at_k, run_sandboxed
+from llm_recipes.scripts import evaluation as stage
+from llm_recipes.scripts import judge as judge_stage
 
 DATA = os.path.join(REPO, "recipes", "eval-jglue", "data")
 TASK_DATA = {
@@ -28,7 +28,7 @@ def model(tmp_path_factory):
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    import tokenizer as tok_stage
+    from llm_recipes.scripts import tokenizer as tok_stage
 
     root = tmp_path_factory.mktemp("evalmodel")
     tok_stage.main(tok_stage.TokenizerArguments(input_path=os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl"),
@@ -124,7 +124,7 @@ def test_prompt_variance_and_choice_permutations(model, tmp_path):
 
 
 def test_calibrations_remove_a_constant_label_preference():
-    from recipekit.eval_report import batch_calibrated_acc, contextually_calibrated_acc
+    from llm_recipes.evaluation.report import batch_calibrated_acc, contextually_calibrated_acc
 
     # the model prefers choice 0 by +5 everywhere; under that bias its content signal (+1 on the gold) is hidden
     samples, free = [], []

@@ -7,10 +7,9 @@ import pytest
 import torch
 from conftest import REPO
 
-import probe_eos
-import sft
-from recipekit.cli import RecipeError, load_recipe
-from recipekit.packing import LayoutCollator
+from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.scripts import probe_eos, sft
+from llm_recipes.training.packing import LayoutCollator
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 RECIPE = os.path.join(REPO, "recipes", "packing-vs-padding")

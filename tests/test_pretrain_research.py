@@ -1,10 +1,14 @@
 """Pretraining research tools: the scaling-law fit recovers known parameters; sweeps, budgets and shapes."""
 import json
+import os
 
 import numpy as np
 import pytest
+from conftest import REPO
 
-import scaling_law
+from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.scripts import pretrain, scaling_law
+from llm_recipes.training.blocks import pack
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Chinchilla's published fit
 
@@ -38,20 +42,12 @@ def test_scaling_law_needs_enough_points(tmp_path):
         scaling_law.main([str(path)])
 
 
-import os  # noqa: E402
-
-from conftest import REPO  # noqa: E402
-
-import pretrain  # noqa: E402
-from recipekit.cli import RecipeError, load_recipe  # noqa: E402
-from recipekit.data import pack  # noqa: E402
-
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 
 
 @pytest.fixture(scope="module")
 def tok_dir(tmp_path_factory):
-    import tokenizer as tok_stage
+    from llm_recipes.scripts import tokenizer as tok_stage
 
     out = tmp_path_factory.mktemp("ptok") / "tok"
     tok_stage.main(tok_stage.TokenizerArguments(input_path=DOCS, output_dir=str(out), vocab_size=600))
@@ -135,11 +131,12 @@ def test_bad_data_stages_fail_before_training(tok_dir, tmp_path):
 
 
 def test_stage_mixture_interleaves_blocks_by_weight_and_uses_every_block(tok_dir, tmp_path):
-    from transformers import AutoTokenizer
-
     from collections import Counter
 
-    from recipekit.data import load_records, stage_blocks
+    from transformers import AutoTokenizer
+
+    from llm_recipes.data import load_records
+    from llm_recipes.training.blocks import stage_blocks
 
     qa = os.path.join(REPO, "recipes", "tiny", "data", "pit_train_qa.jsonl")
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
@@ -163,7 +160,7 @@ def test_stage_mixture_interleaves_blocks_by_weight_and_uses_every_block(tok_dir
 def test_packed_blocks_are_cached_by_data_tokenizer_and_block_size(tok_dir):
     from transformers import AutoTokenizer
 
-    from recipekit.data import load_records
+    from llm_recipes.data import load_records
 
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     raw = load_records(DOCS, text_keys=["text"])

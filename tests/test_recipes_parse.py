@@ -7,25 +7,36 @@ import pytest
 import yaml
 from conftest import REPO
 
-from recipekit.cli import parse
+from llm_recipes.config import fill_placeholders, parse, recipe_context
+from llm_recipes.runner import script_path
 
 RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "recipe.yaml")))
 
 
+def stage_module(script):
+    assert os.path.isfile(script_path(script)), script
+    return importlib.import_module(f"llm_recipes.scripts.{os.path.splitext(os.path.basename(script))[0]}")
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: os.path.basename(os.path.dirname(p)))
 def test_recipe_stages_parse(recipe, tmp_path):
+    """Each stage resolves as run_recipe resolves it (placeholders, set: keys, another run_dir) and parses; its
+    output_dir lies under run_dir and it reads no other recipe folder's files by a path from the working directory."""
+    from llm_recipes.scripts import run_recipe
+
     spec = yaml.safe_load(open(recipe, encoding="utf-8"))
     assert spec["stages"] and spec["run_dir"]
+    folder = os.path.dirname(recipe)
+    run_dir = str(tmp_path / "run")
+    context = recipe_context(folder, run_dir)
     for stage in spec["stages"]:
-        module = importlib.import_module(os.path.splitext(os.path.basename(stage["script"]))[0])
-        config = os.path.join(os.path.dirname(recipe), stage["config"])
-        if stage.get("set"):  # the stage's own keys on top of a shared YAML, as run_recipe resolves them
-            merged = {**yaml.safe_load(open(config, encoding="utf-8")), **stage["set"]}
-            config = tmp_path / f"{stage['name']}.yaml"
-            config.write_text(yaml.safe_dump(merged, allow_unicode=True), encoding="utf-8")
-        parsed = parse(module.ARGUMENTS, ["--config", config])
+        module = stage_module(stage["script"])
+        path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], {})
+        parsed = parse(module.ARGUMENTS, ["--config", path])
         assert len(parsed) == len(module.ARGUMENTS)
-        assert any(getattr(p, "output_dir", None) for p in parsed)
+        assert config["output_dir"].startswith(run_dir + os.sep), (stage["name"], config["output_dir"])
+        raw = yaml.safe_dump(yaml.safe_load(open(os.path.join(folder, stage["config"]), encoding="utf-8")))
+        assert "recipes/" not in raw, f"{stage['name']}: name recipe files as {{recipe_dir}}/..., not recipes/..."
 
 
 def test_every_stage_yaml_belongs_to_a_recipe():
@@ -41,11 +52,13 @@ def test_every_stage_yaml_belongs_to_a_recipe():
 @pytest.mark.parametrize("sweep_file", sorted(glob.glob(os.path.join(REPO, "recipes", "*", "sweep.yaml"))),
                          ids=lambda p: os.path.basename(os.path.dirname(p)))
 def test_every_sweep_point_parses(sweep_file, tmp_path):
-    import sweep
+    from llm_recipes.scripts import sweep
 
-    spec = yaml.safe_load(open(sweep_file, encoding="utf-8"))
-    base = yaml.safe_load(open(os.path.join(os.path.dirname(sweep_file), spec["base_config"]), encoding="utf-8"))
-    module = importlib.import_module(os.path.splitext(os.path.basename(spec["script"]))[0])
+    context = recipe_context(os.path.dirname(sweep_file))
+    spec = fill_placeholders(yaml.safe_load(open(sweep_file, encoding="utf-8")), context, sweep_file)
+    base = fill_placeholders(yaml.safe_load(open(os.path.join(os.path.dirname(sweep_file), spec["base_config"]),
+                                                 encoding="utf-8")), context, sweep_file)
+    module = stage_module(spec["script"])
     plan = sweep.plan_points(spec, sweep.expand_points(spec), base, spec.get("set") or {}, str(tmp_path), sweep_file)
     assert len(plan) >= 2 and spec["plot"]["kind"] in ("line", "heatmap", "bar")  # every sweep writes a PNG
     for name, _, config in plan:
@@ -55,9 +68,8 @@ def test_every_sweep_point_parses(sweep_file, tmp_path):
 
 
 def test_sweep_label_that_disagrees_with_the_point_fails_before_any_run(tmp_path):
-    from recipekit.cli import RecipeError
-
-    import sweep
+    from llm_recipes.config import RecipeError
+    from llm_recipes.scripts import sweep
 
     spec = {"points": [{"name": "ok", "vars": {"learning_rate": 0.1}, "learning_rate": 0.1},
                        {"name": "sgd", "vars": {"learning_rate": 3e-3, "optim": "sgd"}, "optim": "sgd",
@@ -68,7 +80,7 @@ def test_sweep_label_that_disagrees_with_the_point_fails_before_any_run(tmp_path
 
 
 def test_sweep_line_plot_groups_by_several_keys_and_leaves_out_other_points(tmp_path):
-    from recipekit.sweep_report import plot_sweep
+    from llm_recipes.reporting.sweep import plot_sweep
 
     rows = [{"name": f"p{i}", "lr": lr, "wd": wd, "std": std, "loss": 3 - lr * 100 + wd + std}
             for i, (lr, wd, std) in enumerate([(a, b, c) for a in (1e-3, 1e-2) for b in (0, 0.1) for c in (0.02, 0.006)])]
@@ -88,7 +100,7 @@ def test_accelerate_configs_load():
 
 
 def test_sweep_bar_plot_orders_points_best_first(tmp_path):
-    from recipekit.sweep_report import plot_sweep
+    from llm_recipes.reporting.sweep import plot_sweep
 
     rows = [{"name": "a", "variant": "SwiGLU", "loss": 1.77}, {"name": "b", "variant": "GeGLU", "loss": 1.72},
             {"name": "c", "variant": "GPT-2", "loss": 1.86}, {"name": "d", "variant": "broken", "loss": None}]

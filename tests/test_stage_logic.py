@@ -4,12 +4,12 @@ import json
 import pytest
 from datasets import Dataset
 
-import pretrain
-import tokenizer as tokenizer_stage
-from recipekit.cli import RecipeError
-from recipekit.data import pack
-from recipekit.report import read_report, write_report
-from recipekit.summary import binomial_p_above
+from llm_recipes.config import RecipeError
+from llm_recipes.reporting.report import read_report, write_report
+from llm_recipes.reporting.stats import binomial_p_above
+from llm_recipes.scripts import pretrain
+from llm_recipes.scripts import tokenizer as tokenizer_stage
+from llm_recipes.training.blocks import pack
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,9 @@ import collections
 import json
 import os
 
-import make_tiny_data
 from conftest import REPO
+
+from llm_recipes.scripts import make_tiny_data
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 from conftest import REPO
 
-import expand_vocab
-import tokenizer as stage
-from recipekit.cli import RecipeError
+from llm_recipes.config import RecipeError
+from llm_recipes.scripts import expand_vocab
+from llm_recipes.scripts import tokenizer as stage
 
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 UNSEEN = "未知の漢字「鬱」や「麒麟」、絵文字😀、and English words."
@@ -40,7 +40,7 @@ def test_models_round_trip_and_report_metrics(tmp_path, model):
 
 
 def test_byte_fallback_rate_counts_unseen_characters(tmp_path):
-    from recipekit.tokenizer_metrics import measure
+    from llm_recipes.tokenizer.metrics import measure
 
     tok, _ = train(tmp_path, model="bpe")
     seen = measure(tok, ["トコワ村の名産はブドウです。"])

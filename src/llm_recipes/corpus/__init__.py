@@ -1,0 +1,6 @@
+"""The corpus stage's pieces: datatrove blocks for what datatrove lacks in Japanese (blocks), per-language filter
+settings (defaults), and the run's accounting, plots and report (report)."""
+
+import os
+
+NG_WORDS_JA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resources", "ng_words_ja.txt")

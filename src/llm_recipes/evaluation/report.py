@@ -1,0 +1,88 @@
+"""Evaluation reports: spread across prompt variants, batch calibration, the leaderboard and score-vs-step plots."""
+
+import statistics
+
+from llm_recipes.reporting.report import markdown_table
+
+
+def spread(results, metric):
+    """Mean ± std and min/max of `metric` across a task's prompt / choice-order variants."""
+    values = [r[f"{metric},none"] for r in results.values()]
+    if len(values) < 2:
+        return {}
+    return {"variants": len(values), "mean": statistics.mean(values), "std": statistics.stdev(values),
+            "min": min(values), "max": max(values)}
+
+
+def batch_calibrated_acc(samples):
+    """Batch calibration (Zhou et al., 2024): subtract from each choice position's log-likelihood its mean over the
+    evaluated batch, then take the argmax. Removes a constant preference for a position or label."""
+    rows = [([float(r[0]) for r in s["filtered_resps"]], int(s["target"])) for s in samples]
+    by_width = {}
+    for scores, target in rows:
+        by_width.setdefault(len(scores), []).append((scores, target))
+    correct = 0
+    for width, group in by_width.items():
+        means = [sum(scores[k] for scores, _ in group) / len(group) for k in range(width)]
+        for scores, target in group:
+            calibrated = [scores[k] - means[k] for k in range(width)]
+            correct += max(range(width), key=calibrated.__getitem__) == target
+    return correct / len(rows) if rows else None
+
+
+def contextually_calibrated_acc(samples, content_free_samples):
+    """Contextual calibration (Zhao et al., 2021): subtract from each choice's log-likelihood the one the model gives
+    the same choice with the content replaced by "N/A", then take the argmax."""
+    free = {s["doc_id"]: [float(r[0]) for r in s["filtered_resps"]] for s in content_free_samples}
+    correct = 0
+    for s in samples:
+        scores = [float(r[0]) - b for r, b in zip(s["filtered_resps"], free[s["doc_id"]])]
+        correct += max(range(len(scores)), key=scores.__getitem__) == int(s["target"])
+    return correct / len(samples) if samples else None
+
+
+def summarize_models(scores, tasks):
+    rows = []
+    for model, by_task in scores.items():
+        for task in tasks:
+            s = by_task[task]
+            variance = f"{s['mean']:.3f} ± {s['std']:.3f} [{s['min']:.3f}, {s['max']:.3f}] ({s['variants']})" \
+                if "variants" in s else "-"
+            verdict = "-" if s.get("chance") is None else \
+                f"{'yes' if s['above_chance'] else 'no'} (p={s['p_value']:.2g})"
+            rows.append([model, task, s["n"], s["metric"], round(s["score"], 4),
+                         round(s["batch_calibrated_acc"], 4) if s.get("batch_calibrated_acc") is not None else "-",
+                         round(s["contextual_calibrated_acc"], 4) if s.get("contextual_calibrated_acc") is not None
+                         else "-",
+                         round(s["char_f1"], 4) if "char_f1" in s else "-",
+                         "-" if s.get("chance") is None else round(s["chance"], 4), verdict, variance])
+    return markdown_table(["model", "task", "examples", "metric", "score", "batch-calibrated",
+                           "contextual-calibrated", "char F1", "chance",
+                           "above chance (p<0.05)", "prompt variants: mean ± std [min, max]"], rows)
+
+
+def plot_score_vs_step(path, scores, tasks):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    runs = {}
+    for model, by_task in scores.items():
+        if by_task.get("step") is not None:
+            runs.setdefault(model.split("@")[0], []).append((by_task["step"], by_task))
+    for run, points in runs.items():
+        points.sort(key=lambda p: p[0])
+        for task in tasks:
+            ax.plot([p[0] for p in points], [p[1][task]["score"] for p in points], marker="o", label=f"{run} {task}")
+            chance = points[0][1][task].get("chance")
+            if chance is not None:
+                ax.axhline(chance, color="gray", linestyle=":", linewidth=1)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("score")
+    ax.set_title("score vs step (dotted: chance)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

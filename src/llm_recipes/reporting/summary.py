@@ -1,0 +1,50 @@
+"""One line of figures per stage report, for the recipe summary table."""
+
+
+def _f(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def summarize_stage(r):
+    stage = r.get("stage")
+    if stage == "corpus":
+        removed = ", ".join(f"{k} {v}" for k, v in r["removed"].items() if v)
+        masked = ", ".join(f"{k} {v}" for k, v in r["masked"].items() if v)
+        return f"read {r['read']} → kept {r['kept']}; removed: {removed or 'none'}; PII masked in: {masked or 'none'}"
+    if stage == "tokenizer" and "sweep" in r:
+        return "vocab sweep, ja chars/token: " + ", ".join(
+            f"{size}: {m['chars_per_token'].get('ja', '-')}" for size, m in r["sweep"].items())
+    if stage == "tokenizer":
+        cpt = ", ".join(f"{k} {v}" for k, v in r["chars_per_token"].items())
+        return f"vocab {r['vocab_size']}; chars/token: {cpt}; round-trip exact {r['round_trip_exact']:.0%}"
+    if stage == "pretrain":
+        return (f"{r['parameters'] / 1e6:.2f}M params, {r['steps']} steps; loss {_f(r.get('loss_first'))} → "
+                f"{_f(r.get('loss_last'))}; eval loss {_f(r['eval_loss'])}")
+    gen = (f"; stops at EOS {r['stops_at_eos']:.0%} of {r['generation_prompts']} held-out prompts"
+           if "stops_at_eos" in r else "")
+    if stage == "sft":
+        return f"{r['steps']} steps; loss {_f(r.get('loss_first'))} → {_f(r.get('loss_last'))}{gen}"
+    if stage == "dpo":
+        return (f"{r['steps']} steps ({r['loss_type']}, beta {r['beta']}); reward accuracy "
+                f"{_f(r['reward_accuracy'])}, margin {_f(r['reward_margin'])}{gen}")
+    if stage == "evaluate":
+        parts = []
+        for model, tasks in r["scores"].items():
+            for task, s in tasks.items():
+                if not isinstance(s, dict):  # the checkpoint step
+                    continue
+                verdict = ""
+                if s.get("chance") is not None:
+                    verdict = f" vs chance {s['chance']:.0%} ({'above' if s['above_chance'] else 'NOT above'} chance, " \
+                              f"p={s['p_value']:.2g})"
+                parts.append(f"{model} {task}: {s['metric']} {s['score']:.1%} of {s['n']}{verdict}")
+        parts += [f"best on {task}: {model}" for task, model in (r.get("best") or {}).items()]
+        return "; ".join(parts)
+    return ", ".join(f"{k} {v}" for k, v in r.items() if isinstance(v, (int, float)))
+
+
+def summary_table(reports):
+    """{stage name: report} -> the markdown summary table run_recipe prints (stage, result)."""
+    from llm_recipes.reporting.report import markdown_table
+
+    return markdown_table(["stage", "result"], [[name, summarize_stage(r)] for name, r in reports.items()])

@@ -1,0 +1,179 @@
+"""Small pieces every training stage shares: CPU-safe defaults, resume, output-dir identity, model-directory checks
+and a NaN guard."""
+
+import dataclasses
+import glob
+import json
+import math
+import os
+
+from transformers import TrainerCallback
+
+from llm_recipes.errors import RecipeError
+
+# Options that do not change what a run computes: where it writes, how often it logs or saves, how it is watched.
+# Every other option of a stage's dataclasses is part of its run identity (run_identity).
+NON_RESULT_KEYS = {
+    "output_dir", "logging_steps", "logging_first_step", "logging_strategy", "logging_nan_inf_filter", "log_level",
+    "log_level_replica", "log_on_each_node", "disable_tqdm", "save_steps", "save_strategy", "save_total_limit",
+    "save_only_model", "save_on_each_node", "save_safetensors", "report_to", "run_name", "project",
+    "trackio_space_id", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo",
+    "hub_always_push", "hub_revision", "eval_strategy", "eval_steps", "eval_delay", "eval_on_start",
+    "per_device_eval_batch_size", "dataloader_num_workers", "dataloader_persistent_workers",
+    "dataloader_prefetch_factor", "resume_from_checkpoint", "local_rank", "ddp_timeout", "dry_run",
+    "allow_pickle_weights", "peak_tflops", "merge_adapter", "generation_eval_dataset", "judge_questions",
+    "judge_model_name_or_path", "judge_api_base", "judge_api_model", "model_card",
+}
+
+
+def run_identity(*configs, ignore=()):
+    """Every option that changes what a training run computes (all dataclass fields but NON_RESULT_KEYS), as JSON
+    values: resuming an output_dir is allowed only when this is unchanged (a new learning rate is a new run)."""
+    identity = {}
+    for config in configs:
+        for f in dataclasses.fields(config):
+            if f.init and f.name not in NON_RESULT_KEYS and f.name not in ignore:
+                identity[f.name] = getattr(config, f.name)
+    return json.loads(json.dumps(identity, default=str, sort_keys=True))
+
+
+def hub_push_target(training_args):
+    """Where `push_to_hub: true` sends the model, checked before any training: a token must be available (hub_token,
+    HF_TOKEN or a saved login), else one line says so. None when the recipe does not push."""
+    if not getattr(training_args, "push_to_hub", False):
+        return None
+    from huggingface_hub import get_token
+
+    if not (training_args.hub_token or get_token()):
+        raise RecipeError("push_to_hub: no Hugging Face token (set HF_TOKEN, run `hf auth login`, or set hub_token)")
+    return training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+
+
+def push_to_hub(trainer):
+    """After saving (model card included): upload the output_dir with the trainer's own push_to_hub."""
+    if trainer.args.push_to_hub and trainer.is_world_process_zero():
+        trainer.push_to_hub(commit_message="llm-recipes: end of training")
+
+
+def last_checkpoint(output_dir):
+    """The checkpoint to resume from, as the alignment-handbook scripts do (None for a fresh run)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if output_dir and os.path.isdir(output_dir):
+        return get_last_checkpoint(output_dir)
+    return None
+
+
+def require_model_dir(path, key="model_name_or_path", needs="config.json", allow_pickle=False, revision=None):
+    """A local model (or tokenizer) directory must hold `needs`, and weights as safetensors unless `allow_pickle`.
+    A name of the hub's "org/name" form is a hub id: offline (HF_HUB_OFFLINE=1, the default here) it must already be
+    in the local cache, else one line names it and the setting (air-gapped clusters fail before any work)."""
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, needs)):
+            raise RecipeError(f"{key}: {path} has no {needs} (not a Hugging Face directory)")
+        if needs == "config.json" and not allow_pickle and not glob.glob(os.path.join(path, "*.safetensors")) and (
+                glob.glob(os.path.join(path, "*.bin")) or glob.glob(os.path.join(path, "*.pt"))):
+            raise RecipeError(f"{key}: {path} has pickle weights (*.bin), which can run code when loaded; convert them "
+                              "to safetensors or set allow_pickle_weights: true")
+    elif path.startswith((".", "/", "~")) or path.count("/") != 1:  # not of the hub's "org/name" form
+        raise RecipeError(f"{key}: model directory not found: {path}")
+    else:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(path, needs, revision=revision), str):
+            raise RecipeError(f"{key}: {path} is a hub model that is not in the local cache, and HF_HUB_OFFLINE=1: "
+                              f"download it first (hf download {path}) or set HF_HUB_OFFLINE=0")
+    return path
+
+
+class NaNGuard(TrainerCallback):
+    """Stops training at the first non-finite logged loss or gradient norm (Trainer's logging_nan_inf_filter logs a
+    NaN loss as a finite number, so the gradient norm is watched too), before a checkpoint of the bad state is saved.
+    Log every step (logging_steps: 1) to catch it at once."""
+
+    def __init__(self):
+        self.bad = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if self.bad is None and isinstance(value, (int, float)) and not math.isfinite(value):
+                self.bad = (state.global_step, key, value)
+        if self.bad:
+            control.should_training_stop = True
+            control.should_save = False
+        return control
+
+    def check(self, output_dir):
+        if self.bad:
+            step, key, value = self.bad
+            good = last_checkpoint(output_dir)
+            raise RecipeError(f"training stopped: {key} became {value} at step {step} (loss became non-finite); "
+                              f"last good checkpoint: {good or 'none'} (lower learning_rate or check the data)")
+
+
+def model_init_kwargs(model_args, training_args=None):
+    """from_pretrained keyword arguments from TRL's ModelConfig, as TRL's own scripts build them: revision, dtype,
+    attention implementation, quantization (TRL's get_quantization_config; QLoRA = load_in_4bit + use_peft) placed
+    on this process's GPU, and the training config's model_init_kwargs."""
+    import importlib.util
+
+    from trl import get_quantization_config
+
+    kwargs = dict(getattr(training_args, "model_init_kwargs", None) or {})
+    kwargs["revision"] = model_args.model_revision
+    if model_args.dtype is not None:
+        kwargs["dtype"] = model_args.dtype
+    if model_args.attn_implementation:
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    quantization = get_quantization_config(model_args)
+    if quantization is not None:
+        import torch
+
+        key = "load_in_4bit" if model_args.load_in_4bit else "load_in_8bit"
+        if not torch.cuda.is_available():
+            raise RecipeError(f"{key}: quantized (QLoRA) loading needs a CUDA GPU with bitsandbytes; this machine has "
+                              "none (set it to false to train in full precision)")
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise RecipeError(f"{key}: bitsandbytes is not installed (pip install -r requirements-gpu.txt)")
+        from accelerate import PartialState
+
+        kwargs["quantization_config"] = quantization
+        kwargs["device_map"] = {"": PartialState().local_process_index}  # each process its own GPU
+    return kwargs
+
+
+def load_model(model_args, allow_pickle=False, trust_remote_code=False, training_args=None):
+    """Model and tokenizer from TRL's ModelConfig (every key honoured, see model_init_kwargs); remote code only if
+    the recipe sets trust_remote_code."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = require_model_dir(model_args.model_name_or_path or "", allow_pickle=allow_pickle,
+                             revision=model_args.model_revision)
+    kwargs = model_init_kwargs(model_args, training_args)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=model_args.model_revision,
+                                              trust_remote_code=trust_remote_code)
+    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs), tokenizer
+
+
+def save_merged(model, tokenizer, output_dir):
+    """LoRA: fold the adapter into the base weights and save a plain model (loads without PEFT)."""
+    merged = model.merge_and_unload()
+    merged.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+
+
+def train_and_save(trainer_cls, output_dir, identity, **trainer_kwargs):
+    """The run every TRL stage shares: refuse another run's output_dir, mark the stage incomplete, train (resuming
+    from the last checkpoint) under the NaN guard, and save. Returns (trainer, train result, checkpoint resumed)."""
+    from llm_recipes.reporting.report import check_output_dir, clear_report
+
+    check_output_dir(output_dir, identity)
+    clear_report(output_dir)
+    guard = NaNGuard()
+    trainer = trainer_cls(callbacks=[guard, *trainer_kwargs.pop("callbacks", [])], **trainer_kwargs)
+    checkpoint = last_checkpoint(output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    guard.check(output_dir)
+    trainer.save_model(output_dir)
+    return trainer, result, checkpoint

@@ -1,0 +1,108 @@
+"""The shared package installs and imports by name from anywhere; scripts shadow nothing; no import cycles;
+recipes load from Python without argv."""
+import ast
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from llm_recipes.config import RecipeError, load_recipe
+
+PACKAGE = os.path.join(REPO, "src", "llm_recipes")
+
+
+def python(code, cwd):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ""})
+
+
+def test_no_path_manipulation_anywhere():
+    for path in glob.glob(os.path.join(REPO, "**", "*.py"), recursive=True):
+        if "/.venv/" in path or path.endswith("test_packaging.py"):
+            continue
+        assert "sys.path" not in open(path, encoding="utf-8").read(), path
+
+
+def test_package_imports_from_outside_the_checkout(tmp_path):
+    result = python("import llm_recipes, llm_recipes.scripts.sft as s, llm_recipes.corpus.blocks as b; "
+                    "print(s.main.__module__, b.JapaneseQualityFilter.__module__)", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["llm_recipes.scripts.sft", "llm_recipes.corpus.blocks"]
+
+
+def test_no_script_shadows_an_installed_or_standard_module(tmp_path):
+    """`python scripts/x.py` puts scripts/ first on sys.path: no file there may hide a module the libraries import
+    (scripts/evaluate.py once hid Hugging Face's `evaluate` from lm-eval)."""
+    names = sorted({os.path.splitext(os.path.basename(p))[0] for folder in ("scripts", "benchmarks")
+                    for p in glob.glob(os.path.join(REPO, folder, "*.py"))} - {"__init__"})
+    code = ("import importlib.util, json, sys; names = json.loads(sys.argv[1]); print(json.dumps([n for n in names "
+            "if n in sys.stdlib_module_names or importlib.util.find_spec(n) is not None]))")
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(names)], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert len(names) > 15 and json.loads(result.stdout) == []
+
+
+def package_imports():
+    """module -> the llm_recipes modules it imports (function-level imports included), from the source's AST."""
+    graph = {}
+    for path in glob.glob(os.path.join(PACKAGE, "**", "*.py"), recursive=True):
+        rel = os.path.relpath(path, os.path.dirname(PACKAGE))[:-3].replace(os.sep, ".")
+        module = rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+        targets = set()
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("llm_recipes"):
+                targets.add(node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("llm_recipes")}
+        graph[module] = targets
+    return graph
+
+
+def test_package_has_no_import_cycle():
+    graph = package_imports()
+    assert len(graph) > 20 and "llm_recipes.scripts" not in {t for ts in graph.values() for t in ts if t in graph}
+    state = {}
+
+    def visit(node, stack):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", "import cycle: " + " -> ".join([*stack, node])
+        state[node] = "open"
+        for target in graph.get(node, ()):
+            if target in graph and target != node:
+                visit(target, [*stack, node])
+        state[node] = "done"
+
+    for module in graph:
+        visit(module, [])
+
+
+def test_parsing_a_corpus_recipe_imports_neither_torch_nor_trl():
+    result = python("import sys; from llm_recipes.config import load_recipe; "
+                    "(a,) = load_recipe('corpus', 'recipes/tiny/corpus.yaml'); "
+                    "print(a.input_path, [m for m in ('torch', 'trl') if m in sys.modules])", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["recipes/tiny/data/docs.jsonl", "[]"]
+
+
+def test_load_recipe_takes_dicts_and_nested_values_without_argv(tmp_path):
+    stages = [{"dataset_name": "a.jsonl", "max_steps": 3, "block_size": 64},
+              {"datasets": [{"path": "b.jsonl", "weight": 2}], "max_tokens": 1000}]
+    args, training_args = load_recipe("pretrain", "recipes/tiny/pretrain.yaml", data_stages=stages,
+                                      output_dir=str(tmp_path), learning_rate=1e-4)
+    assert args.data_stages == stages and training_args.learning_rate == 1e-4 and args.hidden_size == 128
+    assert args.tokenizer_name_or_path == os.path.join("outputs", "tiny", "tokenizer")  # {run_dir} filled
+    (corpus,) = load_recipe("corpus", {"input_path": "x.jsonl", "output_dir": str(tmp_path),
+                                       "gopher_quality": {"ja": {"min_doc_words": 5}}, "executor_options": {"a": 1}})
+    assert corpus.gopher_quality == {"ja": {"min_doc_words": 5}} and corpus.executor_options == {"a": 1}
+    with pytest.raises(RecipeError, match="unknown key 'learning_rat' .*did you mean 'learning_rate'"):
+        load_recipe("pretrain", "recipes/tiny/pretrain.yaml", learning_rat=1.0)
+    with pytest.raises(RecipeError, match="missing required key"):
+        load_recipe("corpus", {"output_dir": str(tmp_path)})
+    with pytest.raises(RecipeError, match="needs a recipe folder"):
+        load_recipe("corpus", {"input_path": "{recipe_dir}/x.jsonl", "output_dir": str(tmp_path)})
