@@ -1,8 +1,9 @@
 """Per-language defaults of datatrove's Gopher and FineWeb filters for the corpus stage.
 
-Japanese: FineWeb-2's `jpn_Jpan` settings (huggingface/fineweb-2 configs/jpn_Jpan.yml), with the repetition values the
-team's spec names (dup_line_frac 0.328, top_n_grams 2:0.239 3:0.196 4:0.172); words come from datatrove's Japanese word
-tokenizer (spaCy + SudachiPy). English: datatrove's defaults, which are FineWeb's. A recipe overrides any key per
+Japanese: FineWeb-2's published `jpn_Jpan` settings (huggingface/fineweb-2 configs/jpn_Jpan.yml: dup_line_frac 0.375,
+top_n_grams 2: 0.121, 3: 0.129, 4: 0.145, dup_n_grams 5-10, line_punct_thr 0.167, new_line_ratio 0.162, word length
+1-5, max_non_alpha_words_ratio 0.759, 15 stop words); words come from datatrove's Japanese word tokenizer (spaCy +
+SudachiPy). English: datatrove's defaults, which are FineWeb's. A recipe overrides any key per
 language, e.g. `gopher_quality: {ja: {min_doc_words: 20}}`, or switches a filter off for a language with `{ja: null}`.
 """
 
@@ -11,8 +12,8 @@ JA_STOP_CHARS = ("。", "！", "？", "!", "?", "」", "』", ")", "）", ".", "
 
 DEFAULTS = {
     "gopher_repetition": {
-        "ja": {"language": "ja", "dup_line_frac": 0.328, "dup_para_frac": 0.3, "dup_line_char_frac": 0.2,
-               "dup_para_char_frac": 0.2, "top_n_grams": ((2, 0.239), (3, 0.196), (4, 0.172)),
+        "ja": {"language": "ja", "dup_line_frac": 0.375, "dup_para_frac": 0.3, "dup_line_char_frac": 0.2,
+               "dup_para_char_frac": 0.2, "top_n_grams": ((2, 0.121), (3, 0.129), (4, 0.145)),
                "dup_n_grams": ((5, 0.307), (6, 0.283), (7, 0.264), (8, 0.248), (9, 0.234), (10, 0.223))},
         "en": {"language": "en"},
     },
