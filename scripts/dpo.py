@@ -10,39 +10,32 @@ reference log-probabilities once. Re-running resumes from the last checkpoint. T
 margin (chosen vs rejected implicit reward), on held-out pairs when `eval_dataset_name` is set.
 """
 
-import os
 import time
 from dataclasses import dataclass, field
 
 from trl import DPOConfig, ModelConfig
 
-from llm_recipes.config import check_choices, parse, run
+from llm_recipes.config import parse, run
 from llm_recipes.data import iter_jsonl, load_records, load_sources
 from llm_recipes.evaluation.judging import generate_answers, make_judge, pairwise
 from llm_recipes.generation import generation_check
-from llm_recipes.reporting.model_card import write_model_card
-from llm_recipes.reporting.report import loss_summary, markdown_table, plan, write_report
+from llm_recipes.reporting.report import loss_summary
 from llm_recipes.training.common import (
-    hub_push_target,
+    DataArguments,
+    finish_stage,
     load_model,
-    push_to_hub,
     require_model_dir,
-    run_identity,
-    save_merged,
+    start_stage,
     train_and_save,
 )
 from llm_recipes.training.formats import for_preference
 
 
 @dataclass
-class DPOScriptArguments:
-    dataset_name: str | None = field(default=None, metadata={"help": "local JSONL/Parquet or a hub dataset id"})
-    dataset_split: str = "train"
-    dataset_mixture: list[dict] | None = field(default=None, metadata={"help": "[{path, weight, split}]"})
+class DPOScriptArguments(DataArguments):
     eval_dataset_name: str | None = field(default=None, metadata={"help": "held-out pairs for reward accuracy"})
     generation_eval_dataset: str | None = field(default=None, metadata={"help": "held-out prompts, as in sft.py"})
     max_new_tokens: int = 16
-    on_bad_record: str = field(default="error", metadata={"help": "error | drop (counted, with an example)"})
     judge_questions: str | None = field(default=None, metadata={
         "help": "FastChat question JSONL: after training, the pairwise judge (positions swapped) compares this model's "
                 "answers with the starting model's; report win_rate_vs_start (win + tie/2)"})
@@ -51,8 +44,6 @@ class DPOScriptArguments:
     judge_api_model: str | None = None
     judge_max_new_tokens: int = 64
     merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
-    allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
-    dry_run: bool = field(default=False, metadata={"help": "check the recipe and print the plan; load nothing"})
 
 
 ARGUMENTS = (DPOScriptArguments, DPOConfig, ModelConfig)  # the dataclasses a recipe file for this stage fills
@@ -80,16 +71,11 @@ def judge_against_start(args, trained_dir, start_dir):
 
 
 def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelConfig):
-    from transformers import set_seed
-    from trl import DPOTrainer, get_peft_config
+    from trl import DPOTrainer
 
     start = time.time()
-    if args.dry_run:  # real-scale recipes: parsed and checked offline, nothing downloaded
-        print(plan(args, training_args, model_args, hub_push_target(training_args)))
+    if not start_stage(args, training_args, model_args):  # a dry run: the plan is printed
         return None
-    set_seed(training_args.seed)
-    hub_push_target(training_args)  # no token: stop now, not after training
-    check_choices(args, on_bad_record=("error", "drop"))
     if args.judge_questions:  # checked before training, loaded after it
         list(iter_jsonl(args.judge_questions, required_keys=["question_id", "turns"]))
         if not args.judge_api_base:
@@ -102,11 +88,8 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
     eval_dataset = convert(load_records(args.eval_dataset_name), args.eval_dataset_name)[0] \
         if args.eval_dataset_name else None
 
-    trainer, result, checkpoint = train_and_save(
-        DPOTrainer, training_args.output_dir,
-        run_identity(args, training_args, model_args),
-        model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
-        peft_config=get_peft_config(model_args))
+    trainer, result, checkpoint = train_and_save(DPOTrainer, (args, training_args, model_args), model=model,
+                                                 train_dataset=dataset, processing_class=tokenizer)
     if not trainer.is_world_process_zero():
         return None
     metrics = {"pairs": len(dataset), "sources": sources, "bad_records_dropped": bad, "steps": result.global_step,
@@ -116,18 +99,9 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
     if args.generation_eval_dataset:
         prompts = load_records(args.generation_eval_dataset, required_keys=["messages"])
         metrics.update(generation_check(trainer.model, tokenizer, prompts, args.max_new_tokens))
-    if model_args.use_peft and args.merge_adapter:
-        save_merged(trainer.model, tokenizer, os.path.join(training_args.output_dir, "merged"))
     if args.judge_questions:
         metrics.update(judge_against_start(args, training_args.output_dir, model_args.model_name_or_path))
-    print(markdown_table(["metric", "value"], list(metrics.items())))
-    for out in [training_args.output_dir] + ([os.path.join(training_args.output_dir, "merged")]
-                                            if model_args.use_peft and args.merge_adapter else []):
-        write_model_card(out, "dpo", metrics, (args, training_args, model_args), model_args.model_name_or_path,
-                         [args.dataset_name, *(m["path"] for m in args.dataset_mixture or [])])
-    report = write_report(training_args.output_dir, "dpo", metrics, wall_time_s=time.time() - start)
-    push_to_hub(trainer)
-    return report
+    return finish_stage("dpo", trainer, metrics, args, training_args, model_args, start)
 
 
 if __name__ == "__main__":

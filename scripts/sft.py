@@ -14,7 +14,6 @@ per optimizer step are equal across layouts (recipekit/packing.py; recipes/packi
 tokens, real tokens and computed tokens go to <output_dir>/layout_steps.jsonl.
 """
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -23,39 +22,24 @@ from trl import ModelConfig, SFTConfig
 from llm_recipes.config import RecipeError, check_choices, parse, run
 from llm_recipes.data import load_records, load_sources
 from llm_recipes.generation import generation_check
-from llm_recipes.reporting.model_card import write_model_card
-from llm_recipes.reporting.report import loss_summary, markdown_table, plan, write_report
+from llm_recipes.reporting.report import loss_summary
 from llm_recipes.tokenizer import CHATML_PATH
-from llm_recipes.training.common import (
-    hub_push_target,
-    load_model,
-    push_to_hub,
-    run_identity,
-    save_merged,
-    train_and_save,
-)
+from llm_recipes.training.common import DataArguments, finish_stage, load_model, start_stage, train_and_save
 from llm_recipes.training.formats import for_sft
 from llm_recipes.training.packing import LAYOUTS, LayoutCollator, LayoutStats, read_steps, summarize_steps
 
 
 @dataclass
-class SFTScriptArguments:
-    dataset_name: str | None = field(default=None, metadata={"help": "local JSONL/Parquet or a hub dataset id"})
-    dataset_split: str = "train"
-    dataset_mixture: list[dict] | None = field(default=None, metadata={
-        "help": "[{path, weight (fraction kept, may exceed 1 to repeat), split}] instead of dataset_name"})
+class SFTScriptArguments(DataArguments):
     generation_eval_dataset: str | None = field(
         default=None, metadata={"help": "held-out prompts (`messages` ending with a user turn, optional `answer`)"})
     max_new_tokens: int = 16
     on_too_long: str = field(default="truncate", metadata={
         "help": "a conversation longer than max_length: truncate (TRL keeps the start) | drop | error; counted"})
-    on_bad_record: str = field(default="error", metadata={"help": "error | drop (counted, with an example)"})
     batch_layout: str | None = field(default=None, metadata={
-        "help": "padding | padding_free | packed (same examples per micro-batch, see recipekit/packing.py); unset: "
+        "help": "padding | padding_free | packed (same examples per micro-batch, see llm_recipes/training/packing.py); unset: "
                 "TRL's own collator (packing / padding_free keys)"})
     merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
-    allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
-    dry_run: bool = field(default=False, metadata={"help": "check the recipe and print the plan; load nothing"})
 
 
 ARGUMENTS = (SFTScriptArguments, SFTConfig, ModelConfig)  # the dataclasses a recipe file for this stage fills
@@ -79,18 +63,14 @@ def handle_too_long(dataset, tokenizer, max_length, rule, name):
 
 
 def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
-    from transformers import set_seed
-    from trl import SFTTrainer, get_peft_config
+    from trl import SFTTrainer
 
     start = time.time()
-    if args.dry_run:  # real-scale recipes: parsed and checked offline, nothing downloaded
-        print(plan(args, training_args, model_args, hub_push_target(training_args)))
+    if not start_stage(args, training_args, model_args):  # a dry run: the plan is printed
         return None
-    set_seed(training_args.seed)
-    hub_push_target(training_args)  # no token: stop now, not after training
     if training_args.chat_template_path == "chatml":  # the package's ChatML template (with {% generation %} tags)
         training_args.chat_template_path = CHATML_PATH
-    check_choices(args, on_too_long=("truncate", "drop", "error"), on_bad_record=("error", "drop"))
+    check_choices(args, on_too_long=("truncate", "drop", "error"))
     model, tokenizer = load_model(model_args, args.allow_pickle_weights, training_args.trust_remote_code,
                                   training_args)
     if not tokenizer.chat_template and not training_args.chat_template_path:
@@ -109,15 +89,11 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
         collator = LayoutCollator(args.batch_layout, pad_id, training_args.pad_to_multiple_of)
         callbacks = [LayoutStats(collator, training_args.output_dir, training_args.gradient_accumulation_steps)]
 
-    trainer, result, checkpoint = train_and_save(
-        SFTTrainer, training_args.output_dir,
-        run_identity(args, training_args, model_args),
-        model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer, data_collator=collator,
-        callbacks=callbacks, peft_config=get_peft_config(model_args))
+    trainer, result, checkpoint = train_and_save(SFTTrainer, (args, training_args, model_args), model=model,
+                                                 train_dataset=dataset, processing_class=tokenizer,
+                                                 data_collator=collator, callbacks=callbacks)
     if not trainer.is_world_process_zero():
         return None
-    if model_args.use_peft and args.merge_adapter:
-        save_merged(trainer.model, trainer.processing_class, os.path.join(training_args.output_dir, "merged"))
     metrics = {"examples": len(dataset), "sources": sources, "bad_records_dropped": bad, "too_long": too_long,
                "on_too_long": args.on_too_long, "steps": result.global_step, "resumed_from": checkpoint,
                "world_size": training_args.world_size, "train_loss": result.training_loss, "lora": model_args.use_peft,
@@ -130,14 +106,7 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
     if args.generation_eval_dataset:
         prompts = load_records(args.generation_eval_dataset, required_keys=["messages"])
         metrics.update(generation_check(trainer.model, trainer.processing_class, prompts, args.max_new_tokens))
-    print(markdown_table(["metric", "value"], [(k, v) for k, v in metrics.items() if k != "loss_tokens_per_step"]))
-    for out in [training_args.output_dir] + ([os.path.join(training_args.output_dir, "merged")]
-                                            if model_args.use_peft and args.merge_adapter else []):
-        write_model_card(out, "sft", metrics, (args, training_args, model_args), model_args.model_name_or_path,
-                         [args.dataset_name, *(m["path"] for m in args.dataset_mixture or [])])
-    report = write_report(training_args.output_dir, "sft", metrics, wall_time_s=time.time() - start)
-    push_to_hub(trainer)
-    return report
+    return finish_stage("sft", trainer, metrics, args, training_args, model_args, start)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,19 @@ def tiny_tokenizer_dir(root, vocab_size=500):
     docs = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
     tok_stage.main(tok_stage.TokenizerArguments(input_path=docs, output_dir=out, vocab_size=vocab_size))
     return out
+
+
+def kill_when(cmd, marker, env, cwd=None, timeout=600):
+    """Start `cmd` in its own process group and SIGKILL the whole group once `marker` (e.g. a checkpoint's
+    trainer_state.json) exists, as a preempted cluster job dies."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not os.path.exists(marker):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -4,13 +4,11 @@ import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, kill_when, run_script
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -126,14 +124,8 @@ def test_pretrain_killed_after_a_checkpoint_resumes_to_the_same_losses(prepared,
     reference = subprocess.run(pretrain_cmd(prepared, tmp_path / "ref", *common), capture_output=True, text=True,
                                env=ENV, cwd=REPO)
     assert reference.returncode == 0, reference.stderr[-2000:]
-    proc = subprocess.Popen(pretrain_cmd(prepared, tmp_path / "killed", *common), env=ENV, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (tmp_path / "killed" / "checkpoint-20" / "trainer_state.json").exists():
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(pretrain_cmd(prepared, tmp_path / "killed", *common), tmp_path / "killed" / "checkpoint-20" /
+              "trainer_state.json", ENV, cwd=REPO)
     assert not (tmp_path / "killed" / "report.json").exists()
     assert not (tmp_path / "killed" / "checkpoint-40").exists(), "the kill came too late to test a resume"
     resumed = subprocess.run(pretrain_cmd(prepared, tmp_path / "killed", *common), capture_output=True, text=True,

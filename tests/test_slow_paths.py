@@ -1,16 +1,14 @@
 """Slow checks of the ways users really run things (`make test-slow`, run by CI too): datatrove's Slurm executor
-through a stand-in sbatch/srun that runs every job script as a cluster would, a real local Ray instance, 2-process
+through a stand-in sbatch/srun/scontrol that runs every job script as a cluster would, a real local Ray instance, 2-process
 FSDP training killed and resumed, evaluation at real benchmark size, and the notebook executed headless."""
 import glob
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import REPO, run_script
+from conftest import REPO, kill_when, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +17,8 @@ JCQA = os.path.join(REPO, "data", "jglue-v1.3", "jcommonsenseqa-train-v1.3.json"
 
 SBATCH = r'''#!{python}
 """Stand-in sbatch: runs the job script now, one fresh bash per array index, as Slurm would run it on a node: the
-submit directory, the exported environment (--export=ALL,K=V), SLURM_ARRAY_TASK_ID / SLURM_JOB_ID set. A job whose
+submit directory, the exported environment (--export=ALL,K=V), and the variables Slurm sets in a job
+(SLURM_ARRAY_TASK_ID, SLURM_JOB_ID, SLURM_NODELIST, ...). A job whose
 afterok dependency failed does not run. Prints "Submitted batch job N" like sbatch."""
 import os, re, subprocess, sys
 state = os.environ["FAKE_SLURM_STATE"]
@@ -40,7 +39,9 @@ else:
     low, high = map(int, re.search(r"#SBATCH --array=(\d+)-(\d+)", text).groups()) if "--array" in text else (0, 0)
     for index in range(low, high + 1):
         run = subprocess.run(["bash", script], env={{**env, "SLURM_ARRAY_TASK_ID": str(index),
-                             "SLURM_JOB_ID": str(job_id), "SLURM_ARRAY_JOB_ID": str(job_id)}})
+                             "SLURM_JOB_ID": str(job_id), "SLURM_ARRAY_JOB_ID": str(job_id),
+                             "SLURM_NODELIST": "node-1", "SLURM_JOB_NODELIST": "node-1", "SLURM_NNODES": "1",
+                             "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_SUBMIT_DIR": os.getcwd()}})
         if run.returncode:
             status = f"array task {{index}} exited {{run.returncode}}"
 open(os.path.join(state, str(job_id)), "w").write(status)
@@ -52,6 +53,10 @@ while [[ $# -gt 0 && "$1" == -* ]]; do
   case "$1" in -n|-N|--ntasks|--nodes) shift 2 ;; *) shift ;; esac
 done
 exec "$@"
+'''
+SCONTROL = r'''#!/bin/bash
+# Stand-in scontrol: `scontrol show hostnames LIST` prints one host per line (a plain comma list here).
+[[ "$1 $2" == "show hostnames" ]] && tr ',' '\n' <<< "$3"
 '''
 
 
@@ -72,7 +77,8 @@ def test_slurm_executor_runs_for_real_through_stand_in_sbatch(local_reference, t
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(SBATCH.format(python=sys.executable))
     (bin_dir / "srun").write_text(SRUN)
-    for tool in ("sbatch", "srun"):
+    (bin_dir / "scontrol").write_text(SCONTROL)
+    for tool in ("sbatch", "srun", "scontrol"):
         os.chmod(bin_dir / tool, 0o755)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # workers import llm_recipes by package name
     env.update(PATH=f"{bin_dir}:{os.path.dirname(sys.executable)}:{env['PATH']}", FAKE_SLURM_STATE=str(tmp_path / "jobs"))
@@ -129,14 +135,7 @@ def test_fsdp_two_processes_killed_and_resumed_match_an_uninterrupted_run(tmp_pa
 
     reference = subprocess.run(cmd(tmp_path / "ref"), env=env, capture_output=True, text=True, timeout=900)
     assert reference.returncode == 0, reference.stderr[-3000:]
-    proc = subprocess.Popen(cmd(tmp_path / "killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 600
-    while time.time() < deadline and not (tmp_path / "killed" / "checkpoint-8" / "trainer_state.json").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd(tmp_path / "killed"), tmp_path / "killed" / "checkpoint-8" / "trainer_state.json", env)
     assert not (tmp_path / "killed" / "checkpoint-24").exists(), "the kill came too late to test a resume"
     resumed = subprocess.run(cmd(tmp_path / "killed"), env=env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -11,6 +11,24 @@ from transformers import TrainerCallback
 
 from llm_recipes.errors import RecipeError
 
+
+@dataclasses.dataclass
+class DataArguments:
+    """The data and safety options every TRL stage (sft, dpo, kto, ...) shares; a stage's dataclass extends it."""
+
+    dataset_name: str | None = dataclasses.field(default=None, metadata={
+        "help": "local JSONL/Parquet file or folder, or a hub dataset id"})
+    dataset_split: str = "train"
+    dataset_mixture: list[dict] | None = dataclasses.field(default=None, metadata={
+        "help": "[{path, weight (fraction kept, may exceed 1 to repeat), split}] instead of dataset_name"})
+    on_bad_record: str = dataclasses.field(default="error", metadata={
+        "help": "error | drop (counted, with an example)"})
+    allow_pickle_weights: bool = dataclasses.field(default=False, metadata={
+        "help": "load *.bin weights (can run code)"})
+    dry_run: bool = dataclasses.field(default=False, metadata={
+        "help": "check the recipe and print the plan; load nothing"})
+
+
 # Options that do not change what a run computes: where it writes, how often it logs or saves, how it is watched.
 # Every other option of a stage's dataclasses is part of its run identity (run_identity).
 NON_RESULT_KEYS = {
@@ -35,6 +53,44 @@ def run_identity(*configs, ignore=()):
             if f.init and f.name not in NON_RESULT_KEYS and f.name not in ignore:
                 identity[f.name] = getattr(config, f.name)
     return json.loads(json.dumps(identity, default=str, sort_keys=True))
+
+
+def start_stage(args, training_args, model_args):
+    """The start every TRL stage shares. A dry run prints the plan and returns False (nothing is loaded); otherwise the
+    seed is set and what would fail after training fails now (no hub token, a bad on_bad_record), and True."""
+    from transformers import set_seed
+
+    from llm_recipes.config import check_choices
+    from llm_recipes.reporting.report import plan
+
+    push = hub_push_target(training_args)
+    if args.dry_run:  # real-scale recipes: parsed and checked offline, nothing downloaded
+        print(plan(args, training_args, model_args, push))
+        return False
+    set_seed(training_args.seed)
+    check_choices(args, on_bad_record=("error", "drop"))
+    return True
+
+
+def finish_stage(stage, trainer, metrics, args, training_args, model_args, start):
+    """The end every TRL stage shares (call on the main process): the merged model when LoRA and merge_adapter, a
+    model card in each saved directory, report.json written last, then the hub upload when push_to_hub is set."""
+    import time
+
+    from llm_recipes.reporting.model_card import write_model_card
+    from llm_recipes.reporting.report import markdown_table, write_report
+
+    saved = [training_args.output_dir]
+    if model_args.use_peft and getattr(args, "merge_adapter", False):
+        saved.append(os.path.join(training_args.output_dir, "merged"))
+        save_merged(trainer.model, trainer.processing_class, saved[-1])
+    print(markdown_table(["metric", "value"], [(k, v) for k, v in metrics.items() if not isinstance(v, list)]))
+    data = [getattr(args, "dataset_name", None), *(m["path"] for m in getattr(args, "dataset_mixture", None) or [])]
+    for out in saved:
+        write_model_card(out, stage, metrics, (args, training_args, model_args), model_args.model_name_or_path, data)
+    report = write_report(training_args.output_dir, stage, metrics, wall_time_s=time.time() - start)
+    push_to_hub(trainer)
+    return report
 
 
 def hub_push_target(training_args):
@@ -163,15 +219,21 @@ def save_merged(model, tokenizer, output_dir):
     tokenizer.save_pretrained(output_dir)
 
 
-def train_and_save(trainer_cls, output_dir, identity, **trainer_kwargs):
-    """The run every TRL stage shares: refuse another run's output_dir, mark the stage incomplete, train (resuming
-    from the last checkpoint) under the NaN guard, and save. Returns (trainer, train result, checkpoint resumed)."""
+def train_and_save(trainer_cls, configs, **trainer_kwargs):
+    """The run every TRL stage shares, from its (script args, training config, ModelConfig): refuse another run's
+    output_dir (run_identity), mark the stage incomplete, build the trainer (LoRA from TRL's get_peft_config), train
+    (resuming from the last checkpoint) under the NaN guard, and save. Returns (trainer, result, checkpoint resumed)."""
+    from trl import get_peft_config
+
     from llm_recipes.reporting.report import check_output_dir, clear_report
 
-    check_output_dir(output_dir, identity)
+    training_args, model_args = configs[1], configs[2]
+    output_dir = training_args.output_dir
+    check_output_dir(output_dir, run_identity(*configs))
+    trainer_kwargs.setdefault("peft_config", get_peft_config(model_args))
     clear_report(output_dir)
     guard = NaNGuard()
-    trainer = trainer_cls(callbacks=[guard, *trainer_kwargs.pop("callbacks", [])], **trainer_kwargs)
+    trainer = trainer_cls(args=training_args, callbacks=[guard, *trainer_kwargs.pop("callbacks", [])], **trainer_kwargs)
     checkpoint = last_checkpoint(output_dir)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
