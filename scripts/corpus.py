@@ -139,8 +139,13 @@ def build_pipelines(args):
     def executor(name, pipeline, depends=None, tasks=args.tasks):
         return make_executor(args, name, pipeline, depends, tasks)
 
+    # ftfy fixes mojibake and applies the Unicode form itself (FTFYFormatter's normalization, e.g. NFKC unifies
+    # full-/half-width forms); UnicodeNormalizer then only tidies line ends (or normalizes, when ftfy is off)
+    form = args.normalization or None
+    normalizers = [FTFYFormatter(normalization=form), UnicodeNormalizer(None)] if args.fix_encoding else \
+        [UnicodeNormalizer(form)]
     filtering = executor("1_filter", [
-        reader, language, *([FTFYFormatter()] if args.fix_encoding else []), UnicodeNormalizer(args.normalization),
+        reader, language, *normalizers,
         *list(rules.values())[1:], JsonlWriter(f"{out}/filtered", compression=None),
     ])
     signatures = executor("2_minhash_signatures", [

@@ -48,15 +48,15 @@ def build_config(args, tokenizer):
 def count_parameters(model):
     """Total and non-embedding parameters, and the non-embedding parameters one token uses: in a sparse MoE only
     num_experts_per_tok of the experts run per token, so expert weights count k / E (FLOPs and MFU use this)."""
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight.numel()
+    total = model.num_parameters()
+    non_embedding = model.num_parameters(exclude_embeddings=True)  # without token (and learned position) embeddings
     config = model.config
     experts = getattr(config, "num_local_experts", None) or getattr(config, "num_experts", None)
-    active = total - embedding
+    active = non_embedding
     if experts and getattr(config, "num_experts_per_tok", None):
         expert = sum(p.numel() for name, p in model.named_parameters() if ".experts." in f"{name}.")
         active -= round(expert * (1 - config.num_experts_per_tok / experts))
-    return {"parameters": total, "non_embedding_parameters": total - embedding, "active_non_embedding_parameters": active}
+    return {"parameters": total, "non_embedding_parameters": non_embedding, "active_non_embedding_parameters": active}
 
 
 def meta_model(config):
