@@ -14,8 +14,9 @@ chat template (few-shot examples as turns with `fewshot_as_multiturn`). Optional
 `choice_permutations`) reports mean ± std and min/max across variants; multiple-choice tasks also get batch-calibrated
 and contextually calibrated accuracy (content-free "N/A" inputs). Every score records its provenance (sha256 of each
 data file, lm-eval version, prompt template, few-shot count and seed, chat template) and each run its cost
-(examples/s, tokens/s). Writes results_<model>.json (lm-eval's output), samples_<model>.jsonl, leaderboard.md (one
-table grouped by category, then details), report.json, and score_vs_step.png when checkpoints are evaluated.
+(examples/s, tokens/s). Writes results_<model>.json (lm-eval's output), samples_<model>.jsonl, leaderboard.md (a row
+per model and task), categories.md (one table grouped by category, a column per model and chat setting, and each
+run's cost), report.json, and score_vs_step.png when checkpoints are evaluated.
 """
 
 import hashlib
@@ -35,7 +36,7 @@ from llm_recipes.evaluation.report import (
     spread,
     summarize_models,
 )
-from llm_recipes.evaluation.tasks import category, expand_tasks, resolve_tasks, sha256
+from llm_recipes.evaluation.tasks import category, expand_tasks, resolve_tasks
 from llm_recipes.reporting.report import clear_report, read_report, write_report
 from llm_recipes.reporting.stats import binomial_p_above, proportion_interval
 from llm_recipes.training.common import require_model_dir
@@ -209,15 +210,18 @@ def main(args: EvaluateArguments):
                 "data": provenance[task], "lm_eval_version": lm_eval.__version__, "prompt": prompt_of(config),
                 "num_fewshot": config.get("num_fewshot"), "fewshot_seed": args.seed, "chat_template": chat,
                 "chat_template_sha256": chat_hash, "fewshot_as_multiturn": bool(chat and args.fewshot_as_multiturn),
-                "model_sha256": sha256(os.path.join(path, "model.safetensors"))
-                if os.path.isfile(os.path.join(path, "model.safetensors")) else None}
+                "model": os.path.abspath(path)}
             scores[label][task] = score
     best = {task: max((m for m in scores if task in scores[m]), key=lambda m: scores[m][task]["score"])
             for task in tasks} if len(scores) > 1 else {}
-    table = (category_table(scores, tasks) + "\n\n" + cost_table(costs) + "\n\n" + summarize_models(scores, tasks)
-             + "".join(f"\nbest on {task}: {model} ({scores[model][task]['score']:.4g})" for task, model in best.items()))
+    table = summarize_models(scores, tasks) + "".join(
+        f"\nbest on {task}: {model} ({scores[model][task]['score']:.4g})" for task, model in best.items())
     with open(os.path.join(args.output_dir, "leaderboard.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
+    grouped = category_table(scores, tasks) + "\n\n" + cost_table(costs)
+    with open(os.path.join(args.output_dir, "categories.md"), "w", encoding="utf-8") as f:
+        f.write(grouped + "\n")
+    table += "\n\n" + grouped
     if args.checkpoints:
         plot_score_vs_step(os.path.join(args.output_dir, "score_vs_step.png"), scores, tasks)
     print(table)

@@ -238,12 +238,6 @@ def _resolve_converted(task, src, config, files, out_dir, num_fewshot):
         files = {split: files}
     if split not in files:
         raise RecipeError(f"task_data.{task}: needs a '{split}' file (the split lm-eval evaluates)")
-    own = merged.get("num_fewshot") or 0
-    shots = own if "include" in config or num_fewshot is None else num_fewshot
-    fewshot_split = merged.get("fewshot_split") or merged.get("training_split")
-    if shots and fewshot_split not in files:
-        raise RecipeError(f"task_data.{task}: {shots}-shot needs a '{fewshot_split}' file, so few-shot examples "
-                          "never come from the evaluated ones")
     data_files, provenance = {}, {"files": {}, "read_as": {}}
     for name, spec in files.items():
         rows = _read_split(task, spec)
@@ -256,6 +250,12 @@ def _resolve_converted(task, src, config, files, out_dir, num_fewshot):
         provenance["read_as"][name] = {"path": os.path.abspath(out), "sha256": sha256(out), "rows": len(rows)}
         if name == split:
             n = len(rows)
+    own = merged.get("num_fewshot") or 0
+    shots = own if "include" in config or num_fewshot is None else num_fewshot
+    fewshot_split = merged.get("fewshot_split") or merged.get("training_split")
+    if shots and fewshot_split not in files:
+        raise RecipeError(f"task_data.{task}: {shots}-shot needs a '{fewshot_split}' file, so few-shot examples "
+                          "never come from the evaluated ones")
     if "include" in config:  # lm-eval's definition as it is; only the data source is ours
         variant = {"include": _lm_eval_include(config["include"]), "task": task,
                    **{k: v for k, v in config.items() if k not in ("include", "task")}}
