@@ -61,13 +61,17 @@ def summarize_models(scores, tasks):
                            "above chance (p<0.05)", "prompt variants: mean ± std [min, max]"], rows)
 
 
+CATEGORY_ORDER = ("NLI", "QA", "RC", "MC", "SA", "HE", "MR", "SUM", "MT", "CG")  # llm-jp-eval's order, SA added
+
+
 def category_table(scores, tasks):
     """One leaderboard table: a row per task grouped by category (llm-jp-eval's names), a column per model and chat
     setting ('+chat' = the model's chat template applied)."""
     labels = list(scores)
     first = scores[labels[0]]
-    order = sorted(tasks, key=lambda t: ([first[x]["category"] for x in tasks].index(first[t]["category"]),
-                                         tasks.index(t)))
+    ranks = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+    order = sorted(tasks, key=lambda t: (ranks.get(first[t]["category"].split()[0], len(ranks)),
+                                         first[t]["category"], tasks.index(t)))
     rows = []
     for task in order:
         s = first[task]
