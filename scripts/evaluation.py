@@ -212,8 +212,8 @@ def main(args: EvaluateArguments):
                 "chat_template_sha256": chat_hash, "fewshot_as_multiturn": bool(chat and args.fewshot_as_multiturn),
                 "model": os.path.abspath(path)}
             scores[label][task] = score
-    best = {task: max((m for m in scores if task in scores[m]), key=lambda m: scores[m][task]["score"])
-            for task in tasks} if len(scores) > 1 else {}
+    best = {task: max(scores, key=lambda m: scores[m][task]["score"]) for task in tasks
+            if len({scores[m][task]["score"] for m in scores}) > 1}  # no "best" among equal scores
     table = summarize_models(scores, tasks) + "".join(
         f"\nbest on {task}: {model} ({scores[model][task]['score']:.4g})" for task, model in best.items())
     with open(os.path.join(args.output_dir, "leaderboard.md"), "w", encoding="utf-8") as f:

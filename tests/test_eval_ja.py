@@ -182,3 +182,24 @@ def test_whole_suite_runs_offline_with_chat_on_and_off(model_dir, tmp_path):
         assert all(0 <= report["scores"][label][t]["score"] <= 100 for t in report["tasks"])
     table = (tmp_path / "categories.md").read_text()
     assert all(f"| {t} |" in table for t in report["tasks"]) and "| CG (code) | jhumaneval_llmjp | pass@1 | 3 |" in table
+
+
+def test_llm_jp_eval_metrics_by_hand():
+    """The task metrics on hand-checkable inputs (utils.py is what the task YAMLs call)."""
+    from llm_recipes.evaluation.lm_eval_tasks import utils
+
+    qa = utils.llmjp_qa({"answers": ["東京", "東京都"]}, ["東京都\n\n余計な説明"])
+    assert qa == {"exact_match": 1.0, "char_f1": 1.0}
+    partial = utils.llmjp_qa({"answers": ["夏目漱石"]}, ["夏目"])["char_f1"]
+    assert partial == pytest.approx(2 * 2 / (2 + 4))  # token_sort_ratio: normalised Indel similarity of 2 and 4 chars
+    assert utils.final_number("答えは1,234個です。つまり1234") == 1234 and utils.final_number("なし") is None
+    assert utils.final_number_match({"answer_number": 13}, ["8 + 5 = 13"]) == {"exact_match": 1.0}
+    assert utils.rouge2_ja([("今日は良い天気です。", "今日は良い天気です。")]) == pytest.approx(1.0)
+    assert utils.rouge2_ja([("今日は良い天気です。", "猫が走る")]) == 0.0
+    assert utils.bleu_ja([("今日は良い天気です。", "今日は良い天気です。")]) == pytest.approx(100.0)
+    assert utils.bleu_en([("The cat sat on the mat.", "The cat sat on the mat.")]) == pytest.approx(100.0)
+    assert 0 < utils.chrf([("The cat sat on the mat.", "The cat sat.")]) < 100
+    problem = [json.loads(line) for line in open(os.path.join(REPO, "recipes", "eval-ja-suite", "data", "jhumaneval",
+                                                              "jhumaneval.jsonl"), encoding="utf-8")][0]
+    assert utils.humaneval_pass(problem, [problem["canonical_solution"]]) == {"pass@1": 1.0}
+    assert utils.humaneval_pass(problem, ["    return a - b\n"]) == {"pass@1": 0.0}
