@@ -1,17 +1,25 @@
 """Evaluation stage: run lm-eval task YAMLs on local task files for saved models or every checkpoint of a run.
 
     python scripts/evaluation.py --config recipes/tiny/evaluate.yaml
-    python scripts/evaluation.py --config recipes/eval-jglue/evaluate.yaml --model_name_or_path outputs/tiny/pretrain
+    python scripts/evaluation.py --config recipes/eval-ja-suite/evaluate.yaml --model_name_or_path outputs/tiny/sft
 
-Task YAMLs live in `task_dir` (default llm_recipes/evaluation/lm_eval_tasks: JCommonsenseQA, JNLI, JSQuAD and MARC-ja in JGLUE's released
-formats, NIILC-style QA); `task_data` maps each task to its local files ({validation: ..., train: ...} for few-shot), so
-nothing is downloaded. Few-shot examples come from the train file with a recorded seed, never from the evaluated ones.
-Optional prompt variance (`prompt_templates`, `choice_permutations`) reports mean ± std and min/max across variants;
-multiple-choice tasks also get batch-calibrated and contextually calibrated accuracy (content-free "N/A" inputs).
-Writes results_<model>.json (lm-eval's output), samples_<model>.jsonl, leaderboard.md, report.json, and
-score_vs_step.png when checkpoints are evaluated.
+Task YAMLs live in `task_dir` (default llm_recipes/evaluation/lm_eval_tasks): simple-prompt tasks for base models
+(`*_simple`: JCommonsenseQA, JNLI, JSQuAD, MARC-ja, NIILC-style QA), the Japanese LLM leaderboard's tasks
+(`ja_leaderboard_*_local`, group `ja_leaderboard_local`: lm-eval's own definitions included, only the data source
+replaced) and llm-jp-eval's categories (`*_llmjp`, group `llm_jp_eval_local`). `task_data` maps each task to its local
+files in the dataset's released format ({split: file} for few-shot), so nothing is downloaded; a wrong format is an
+error naming file and line. Few-shot examples come from the train file with a recorded seed, never from the evaluated
+ones. `apply_chat_template` (false / true / both / auto = both for SFT/DPO/KTO models) runs lm-eval with the model's
+chat template (few-shot examples as turns with `fewshot_as_multiturn`). Optional prompt variance (`prompt_templates`,
+`choice_permutations`) reports mean ± std and min/max across variants; multiple-choice tasks also get batch-calibrated
+and contextually calibrated accuracy (content-free "N/A" inputs). Every score records its provenance (sha256 of each
+data file, lm-eval version, prompt template, few-shot count and seed, chat template) and each run its cost
+(examples/s, tokens/s). Writes results_<model>.json (lm-eval's output), samples_<model>.jsonl, leaderboard.md (a row
+per model and task), categories.md (one table grouped by category, a column per model and chat setting, and each
+run's cost), report.json, and score_vs_step.png when checkpoints are evaluated.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -21,13 +29,15 @@ from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.evaluation import TASK_DIR
 from llm_recipes.evaluation.report import (
     batch_calibrated_acc,
+    category_table,
     contextually_calibrated_acc,
+    cost_table,
     plot_score_vs_step,
     spread,
     summarize_models,
 )
-from llm_recipes.evaluation.tasks import resolve_tasks
-from llm_recipes.reporting.report import clear_report, write_report
+from llm_recipes.evaluation.tasks import category, expand_tasks, resolve_tasks
+from llm_recipes.reporting.report import clear_report, read_report, write_report
 from llm_recipes.reporting.stats import binomial_p_above, proportion_interval
 from llm_recipes.training.common import require_model_dir
 
@@ -41,7 +51,12 @@ class EvaluateArguments:
     task_data: dict | str | None = field(default=None, metadata={"help": "task -> file, or task -> {split: file}"})
     task_dir: str = TASK_DIR
     checkpoints: bool = field(default=False, metadata={"help": "evaluate every checkpoint-* under each directory"})
-    num_fewshot: int = 0
+    num_fewshot: int | None = field(default=None, metadata={"help": "few-shot count for our tasks (None: each task's "
+                                                                    "own); leaderboard tasks keep lm-eval's"})
+    apply_chat_template: str = field(default="false", metadata={"help": "false, true, both (off and on) or auto (both "
+                                                                       "for SFT/DPO/KTO models, off for others)"})
+    fewshot_as_multiturn: bool = field(default=True, metadata={"help": "with the chat template, few-shot examples "
+                                                                       "as conversation turns"})
     prompt_templates: dict | None = field(default=None, metadata={"help": "task -> extra doc_to_text templates"})
     choice_permutations: int = field(default=0, metadata={"help": "shuffled-choice copies of multiple-choice data"})
     contextual_calibration: bool = field(default=True, metadata={"help": "also score content-free ('N/A') copies "
@@ -81,32 +96,84 @@ def model_list(args):
     return resolved
 
 
+INSTRUCTION_TUNED = ("sft", "dpo", "kto")
+PRIMARY_METRICS = ("acc", "exact_match", "pass@1", "rouge2", "bleu")
+
+
+def chat_settings(mode, path):
+    """Chat template off / on for one model: false, true, both, or auto (both for a model an SFT/DPO/KTO stage
+    saved, off otherwise)."""
+    mode = str(mode).lower()
+    if mode not in ("false", "true", "both", "auto"):
+        raise RecipeError(f"apply_chat_template: {mode!r} is not one of false, true, both, auto")
+    if mode == "auto":
+        report = read_report(path) or read_report(os.path.dirname(os.path.normpath(path))) or {}
+        mode = "both" if report.get("stage") in INSTRUCTION_TUNED else "false"
+    return {"false": [False], "true": [True], "both": [False, True]}[mode]
+
+
+def run_cost(out, tokenizer, wall_s):
+    """Examples and tokens the model processed (context + continuation per scored choice; prompt + generated text per
+    generation), per second of the lm-eval run."""
+    examples = tokens = 0
+    for samples in out["samples"].values():
+        examples += len(samples)
+        for sample in samples:
+            for argument, response in zip(sample["arguments"], sample["resps"]):
+                if isinstance(argument[1], str):  # (context, continuation)
+                    tokens += len(tokenizer(argument[0] + argument[1], add_special_tokens=False)["input_ids"])
+                else:  # (context, generation kwargs) -> generated text
+                    generated = response[0] if isinstance(response, (list, tuple)) else response
+                    tokens += len(tokenizer(argument[0] + str(generated), add_special_tokens=False)["input_ids"])
+    return {"examples": examples, "tokens": tokens, "wall_s": round(wall_s, 2),
+            "examples_per_s": examples / wall_s, "tokens_per_s": tokens / wall_s}
+
+
+def prompt_of(config):
+    keys = ("description", "doc_to_text", "doc_to_choice", "doc_to_target", "target_delimiter", "fewshot_delimiter",
+            "num_fewshot", "fewshot_split", "generation_kwargs", "output_type")
+    return {k: config.get(k) for k in keys if config.get(k) is not None}
+
+
 def main(args: EvaluateArguments):
     import lm_eval
     import torch
     from lm_eval.tasks import TaskManager
+    from transformers import AutoTokenizer
 
     start = time.time()
     task_data = json.loads(args.task_data) if isinstance(args.task_data, str) else (args.task_data or {})
     models = model_list(args)
+    runs = [(name, path, step, tokenizer, chat) for name, path, step, tokenizer in models
+            for chat in chat_settings(args.apply_chat_template, path)]
     clear_report(args.output_dir)
-    variants, counts, chance, content_free = resolve_tasks(
-        args.task_dir, args.tasks, task_data, os.path.join(args.output_dir, "tasks"), args.prompt_templates,
+    tasks = expand_tasks(args.task_dir, args.tasks)
+    variants, counts, chance, content_free, provenance = resolve_tasks(
+        args.task_dir, tasks, task_data, os.path.join(args.output_dir, "tasks"), args.prompt_templates,
         args.choice_permutations, args.seed, args.num_fewshot, args.contextual_calibration)
     task_manager = TaskManager(include_path=os.path.join(args.output_dir, "tasks"), include_defaults=False)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    all_variants = [v for task in args.tasks for v in variants[task]] + list(content_free.values())
-    scores = {}
-    for name, path, step, tokenizer in models:
+    all_variants = [v for task in tasks for v in variants[task]] + list(content_free.values())
+    scores, costs = {}, {}
+    for name, path, step, tokenizer, chat in runs:
+        label = f"{name}+chat" if chat else name
+        print(f"evaluating {label} ({path}) on {len(all_variants)} task variant(s), chat template "
+              f"{'on' if chat else 'off'}")
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+        if chat and not tok.chat_template:
+            raise RecipeError(f"apply_chat_template: {tokenizer} has no chat template")
+        run_start = time.time()
         out = lm_eval.simple_evaluate(
             model="hf", model_args={"pretrained": path, "tokenizer": tokenizer, "dtype": "float32", "device": device},
-            tasks=all_variants, task_manager=task_manager, num_fewshot=args.num_fewshot, batch_size=args.batch_size,
+            tasks=all_variants, task_manager=task_manager, num_fewshot=None, batch_size=args.batch_size,
             limit=args.limit, random_seed=args.seed, numpy_random_seed=args.seed, torch_random_seed=args.seed,
-            fewshot_random_seed=args.seed, log_samples=True)
-        with open(os.path.join(args.output_dir, f"results_{name}.json"), "w", encoding="utf-8") as f:
-            json.dump({k: out[k] for k in ("results", "configs", "n-samples") if k in out}, f, ensure_ascii=False,
-                      indent=2, default=str)
-        with open(os.path.join(args.output_dir, f"samples_{name}.jsonl"), "w", encoding="utf-8") as f:
+            fewshot_random_seed=args.seed, log_samples=True, apply_chat_template=chat,
+            fewshot_as_multiturn=bool(chat and args.fewshot_as_multiturn))
+        costs[label] = run_cost(out, tok, time.time() - run_start)
+        with open(os.path.join(args.output_dir, f"results_{label}.json"), "w", encoding="utf-8") as f:
+            json.dump({**{k: out[k] for k in ("results", "configs", "n-samples") if k in out},
+                       "provenance": provenance, "cost": costs[label]}, f, ensure_ascii=False, indent=2, default=str)
+        with open(os.path.join(args.output_dir, f"samples_{label}.jsonl"), "w", encoding="utf-8") as f:
             for variant, samples in out["samples"].items():
                 for sample in samples:
                     context = sample["arguments"][0][0] if sample.get("arguments") else None
@@ -115,15 +182,21 @@ def main(args: EvaluateArguments):
                                         "scores": [r[0] if isinstance(r, (list, tuple)) else r
                                                    for r in sample["filtered_resps"]]},
                                        ensure_ascii=False, default=str) + "\n")
-        scores[name] = {"step": step}
-        for task in args.tasks:
+        scores[label] = {"step": step, "chat_template": chat}
+        chat_hash = hashlib.sha256(tok.chat_template.encode()).hexdigest() if chat else None
+        for task in tasks:
             results = {v: out["results"][v] for v in variants[task]}
-            metric = "acc" if "acc,none" in results[task] else "exact_match"
-            score = {"metric": metric, "score": results[task][f"{metric},none"], "n": out["n-samples"][task]["effective"],
-                     "n_in_file": counts[task], "chance": chance[task], **spread(results, metric)}
-            if "char_f1,none" in results[task]:
-                score["char_f1"] = results[task]["char_f1,none"]
-            if metric == "acc":
+            config = out["configs"][task]
+            values = {k.split(",")[0]: v for k, v in results[task].items()
+                      if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
+            metric = next((m for m in PRIMARY_METRICS if m in values), next(iter(values)))
+            metric_key = next(k for k in results[task] if k.split(",")[0] == metric)
+            score = {"metric": metric, "score": values[metric], "metrics": values, "category": category(task),
+                     "n": out["n-samples"][task]["effective"], "n_in_file": counts[task], "chance": chance[task],
+                     **spread({v: {f"{metric},none": r.get(metric_key)} for v, r in results.items()}, metric)}
+            if "char_f1" in values:
+                score["char_f1"] = values["char_f1"]
+            if config.get("output_type") == "multiple_choice":
                 score["batch_calibrated_acc"] = batch_calibrated_acc(out["samples"][task])
                 if task in content_free:
                     score["contextual_calibrated_acc"] = contextually_calibrated_acc(
@@ -133,18 +206,28 @@ def main(args: EvaluateArguments):
                 score["above_chance"] = score["p_value"] < 0.05
             if metric == "acc":
                 score["interval_95"] = proportion_interval(round(score["score"] * score["n"]), score["n"])
-            scores[name][task] = score
-    best = {task: max((m for m in scores if task in scores[m]), key=lambda m: scores[m][task]["score"])
-            for task in args.tasks} if len(scores) > 1 else {}
-    table = summarize_models(scores, args.tasks) + "".join(
+            score["provenance"] = {
+                "data": provenance[task], "lm_eval_version": lm_eval.__version__, "prompt": prompt_of(config),
+                "num_fewshot": config.get("num_fewshot"), "fewshot_seed": args.seed, "chat_template": chat,
+                "chat_template_sha256": chat_hash, "fewshot_as_multiturn": bool(chat and args.fewshot_as_multiturn),
+                "model": os.path.abspath(path)}
+            scores[label][task] = score
+    best = {task: max(scores, key=lambda m: scores[m][task]["score"]) for task in tasks
+            if len({scores[m][task]["score"] for m in scores}) > 1}  # no "best" among equal scores
+    table = summarize_models(scores, tasks) + "".join(
         f"\nbest on {task}: {model} ({scores[model][task]['score']:.4g})" for task, model in best.items())
     with open(os.path.join(args.output_dir, "leaderboard.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
+    grouped = category_table(scores, tasks) + "\n\n" + cost_table(costs)
+    with open(os.path.join(args.output_dir, "categories.md"), "w", encoding="utf-8") as f:
+        f.write(grouped + "\n")
+    table += "\n\n" + grouped
     if args.checkpoints:
-        plot_score_vs_step(os.path.join(args.output_dir, "score_vs_step.png"), scores, args.tasks)
+        plot_score_vs_step(os.path.join(args.output_dir, "score_vs_step.png"), scores, tasks)
     print(table)
-    return write_report(args.output_dir, "evaluate", {"scores": scores, "best": best, "num_fewshot": args.num_fewshot,
-                                                      "seed": args.seed}, wall_time_s=time.time() - start)
+    return write_report(args.output_dir, "evaluate", {
+        "scores": scores, "best": best, "cost": costs, "tasks": tasks, "num_fewshot": args.num_fewshot,
+        "seed": args.seed, "lm_eval_version": lm_eval.__version__}, wall_time_s=time.time() - start)
 
 
 if __name__ == "__main__":

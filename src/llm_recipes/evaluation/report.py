@@ -61,6 +61,31 @@ def summarize_models(scores, tasks):
                            "above chance (p<0.05)", "prompt variants: mean ± std [min, max]"], rows)
 
 
+CATEGORY_ORDER = ("NLI", "QA", "RC", "MC", "SA", "HE", "MR", "SUM", "MT", "CG")  # llm-jp-eval's order, SA added
+
+
+def category_table(scores, tasks):
+    """One leaderboard table: a row per task grouped by category (llm-jp-eval's names), a column per model and chat
+    setting ('+chat' = the model's chat template applied)."""
+    labels = list(scores)
+    first = scores[labels[0]]
+    ranks = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+    order = sorted(tasks, key=lambda t: (ranks.get(first[t]["category"].split()[0], len(ranks)),
+                                         first[t]["category"], tasks.index(t)))
+    rows = []
+    for task in order:
+        s = first[task]
+        rows.append([s["category"], task, s["metric"], s["n"], "-" if s.get("chance") is None else round(s["chance"], 3),
+                     *[round(scores[label][task]["score"], 4) for label in labels]])
+    return markdown_table(["category", "task", "metric", "examples", "chance", *labels], rows)
+
+
+def cost_table(costs):
+    rows = [[label, c["examples"], c["tokens"], c["wall_s"], round(c["examples_per_s"], 2), round(c["tokens_per_s"], 1)]
+            for label, c in costs.items()]
+    return markdown_table(["run", "examples", "tokens", "wall s", "examples/s", "tokens/s"], rows)
+
+
 def plot_score_vs_step(path, scores, tasks):
     import matplotlib
 

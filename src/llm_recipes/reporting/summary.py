@@ -37,7 +37,8 @@ def summarize_stage(r):
                 if s.get("chance") is not None:
                     verdict = f" vs chance {s['chance']:.0%} ({'above' if s['above_chance'] else 'NOT above'} chance, " \
                               f"p={s['p_value']:.2g})"
-                parts.append(f"{model} {task}: {s['metric']} {s['score']:.1%} of {s['n']}{verdict}")
+                value = f"{s['score']:.2f}" if s["metric"] in ("bleu", "chrf") else f"{s['score']:.1%}"  # 0-100
+                parts.append(f"{model} {task}: {s['metric']} {value} of {s['n']}{verdict}")
         parts += [f"best on {task}: {model}" for task, model in (r.get("best") or {}).items()]
         return "; ".join(parts)
     return ", ".join(f"{k} {v}" for k, v in r.items() if isinstance(v, (int, float)))
