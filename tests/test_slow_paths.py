@@ -173,7 +173,7 @@ def test_notebook_runs_headless_and_matches_the_demo(tmp_path):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit the notebook without outputs"
     os.environ["RUN_DIR"] = str(tmp_path / "notebook")
     try:
-        NotebookClient(nb, timeout=900, kernel_name="python3",
+        NotebookClient(nb, timeout=2400, kernel_name="python3",
                        resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}).execute()
     finally:
         del os.environ["RUN_DIR"]
