@@ -51,6 +51,8 @@ def package_imports():
     """module -> the llm_recipes modules it imports (function-level imports included), from the source's AST."""
     graph = {}
     for path in glob.glob(os.path.join(PACKAGE, "**", "*.py"), recursive=True):
+        if os.path.relpath(path, PACKAGE).startswith("scripts" + os.sep):  # the stage scripts sit on top of it
+            continue
         rel = os.path.relpath(path, os.path.dirname(PACKAGE))[:-3].replace(os.sep, ".")
         module = rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
         targets = set()
