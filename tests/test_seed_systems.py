@@ -79,3 +79,44 @@ def test_rho1_pretraining_logs_the_selected_share_per_step(model_dir, tmp_path):
     assert report["selected_token_fraction"] == pytest.approx(math.ceil(0.3 * 252) / 252)
     with pytest.raises(RecipeError, match="token_selection.ratio"):
         pretrain.main(*load_recipe("pretrain", {**keys, "token_selection": {"reference_model": "x", "ratio": 1.5}}))
+
+
+# --- quality classifier ---------------------------------------------------------------------------------------------
+
+def test_quality_classifier_filter_removes_what_the_classifier_scores_below_the_threshold(tmp_path):
+    """Train on Wikipedia paragraphs vs generated web noise, filter the held-out mix in the corpus stage: every document
+    in removed/quality_classifier/ scores below the threshold with the saved model, every kept one at or above it, and
+    the corpus report accounts for it (read = kept + sum of removed)."""
+    import glob
+
+    import fasttext
+
+    from llm_recipes.corpus.blocks import char_tokens
+    from llm_recipes.scripts import corpus, quality_classifier
+
+    out = tmp_path / "qc"
+    report = quality_classifier.main(*load_recipe("quality_classifier", dict(
+        output_dir=str(out), positive=[{"path": WIKI, "limit": 300}], generated_negatives=150, held_out_fraction=0.3,
+        bucket=20000)))
+    assert report["counts"] == {"hq": {"train": 210, "held_out": 90}, "lq": {"train": 105, "held_out": 45}}
+    assert report["recall"] > 0.8 and report["precision"] > 0.8
+    threshold = 0.9  # strict: some Wikipedia paragraphs fall below it too
+    result = corpus.main(*load_recipe("corpus", dict(
+        input_path=str(out / "held_out.jsonl"), output_dir=str(tmp_path / "corpus"), languages=["ja"],
+        language_threshold=0.0, gopher_repetition={"ja": None}, gopher_quality={"ja": None},
+        fineweb_quality={"ja": None}, japanese_quality=False,
+        quality_classifier={"model": str(out / "model.bin"), "threshold": threshold})))
+    model = fasttext.load_model(str(out / "model.bin"))
+
+    def texts(folder):
+        return [json.loads(line)["text"] for f in glob.glob(str(tmp_path / "corpus" / folder / "*.jsonl"))
+                for line in open(f, encoding="utf-8")]
+
+    def p_hq(text):
+        labels, probs = model.predict(char_tokens(text), k=-1)  # how the classifier was trained (model.bin.json)
+        return dict(zip(labels, probs))["__label__hq"]
+
+    removed, kept = texts("removed/quality_classifier"), texts("kept")
+    assert len(removed) == result["removed"]["quality_classifier"] >= 40 and len(kept) == result["kept"] >= 40
+    assert all(p_hq(t) < threshold for t in removed) and all(p_hq(t) >= threshold for t in kept)
+    assert result["read"] == 135 == result["kept"] + sum(result["removed"].values())
