@@ -7,11 +7,12 @@ Each round:
 1. task generation: `prompts_per_round` prompts, each listing `seed_per_prompt` human seed tasks and
    `machine_per_prompt` tasks generated so far ("タスク1: ..."), which the model continues with new tasks;
 2. filtering: too short / too long (counted in characters, an ASCII word counting once), blocked keywords (tasks a
-   text model cannot do: images, files, ...), not text, repeated, and ROUGE-L >= `rouge_threshold` against every task in
+   text model cannot do: images, files, ...), not text (or bytes cut mid-character), repeated, and ROUGE-L >= `rouge_threshold` against every task in
    the pool (ROUGE-L over characters: rouge_score's default tokenizer drops Japanese);
 3. classification check: is the task a classification task with a finite set of labels (few-shot, from the seeds)?
 4. instances: output-first for classification tasks (class label, then an input), input-first for the others;
-   instances without an output, or repeated, are dropped; a task without any instance is dropped.
+   instances without an output, repeated, or holding bytes cut mid-character are dropped; a task without any
+   instance is dropped.
 Generation is llm_recipes.generation.generate with a local model, or an OpenAI-compatible endpoint only when the recipe
 names one (`api_base`, `api_model`; key from `api_key_env`). Writes output_dir/sft.jsonl (messages format, with
 `provenance` per record), tasks.jsonl (every generated task with its fate), report.json / report.md.
@@ -61,6 +62,9 @@ class SelfInstructArguments:
     classification_prompt: str = CLASSIFICATION_PROMPT
     input_first_prompt: str = INPUT_FIRST_PROMPT
     output_first_prompt: str = OUTPUT_FIRST_PROMPT
+    render_formats: int = field(default=0, metadata={
+        "help": "write this many texts in the prompt formats, made from the seed tasks, to output_dir/format_text.jsonl "
+                "and stop (pretraining text for a tiny base model that never saw such prompts)"})
     seed: int = 42
     dry_run: bool = field(default=False, metadata={"help": "print the plan and a rendered prompt; load no model"})
 
@@ -119,7 +123,7 @@ def filter_task(task, pool, scorer, args, seen):
     lowered = task.lower()
     if any(k.lower() in lowered for k in args.blocked_keywords):
         return "blocked_keyword", None, None
-    if not re.match(r"\w", task):
+    if not re.match(r"\w", task) or "\ufffd" in task:  # starts with punctuation, or bytes cut mid-character
         return "not_text", None, None
     if task in seen:
         return "repeated", None, None
@@ -169,6 +173,27 @@ def parse_instances(text, is_classification):
     return instances
 
 
+def render_formats(args, seeds, n, rng):
+    """Texts in the three prompt formats, completed from the seed tasks themselves: a task list, a classification
+    check with its answer, an instance prompt with the seed's instances."""
+    texts = []
+    for i in range(n):
+        task = rng.choice(seeds)
+        if i % 3 == 0:
+            listed = [s["instruction"] for s in rng.sample(seeds, min(len(seeds), args.seed_per_prompt + 2))]
+            texts.append(args.task_prompt + "\n".join(f"タスク{k + 1}: {t}" for k, t in enumerate(listed)))
+        elif i % 3 == 1:
+            answer = "はい" if task["is_classification"] else "いいえ"
+            texts.append(classification_prompt(args, seeds, task["instruction"], rng) + f" {answer}")
+        else:
+            first, second = ("output", "input") if task["is_classification"] else ("input", "output")
+            names = ("入力", "出力") if first == "input" else ("クラスラベル", "入力")
+            body = "".join(f"{' ' if k == 0 else chr(10) + names[0] + ': '}{inst[first]}\n{names[1]}: {inst[second]}"
+                           for k, inst in enumerate(task["instances"]))
+            texts.append(instance_prompt(args, seeds, task["instruction"], task["is_classification"], rng) + body)
+    return texts
+
+
 def make_generator(args):
     """prompts -> generated continuations: a local model (llm_recipes.generation.generate) or the opt-in endpoint."""
     if args.api_base:
@@ -208,6 +233,15 @@ def main(args: SelfInstructArguments):
         print("\nfirst task-generation prompt:\n" + task_prompt(args, [s["instruction"] for s in
                                                                        rng.sample(seeds, args.seed_per_prompt)]))
         return None
+    if args.render_formats:
+        os.makedirs(args.output_dir, exist_ok=True)
+        texts = render_formats(args, seeds, args.render_formats, rng)
+        with open(os.path.join(args.output_dir, "format_text.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"id": f"format-{i}", "text": t}, ensure_ascii=False) + "\n"
+                         for i, t in enumerate(texts))
+        print(f"wrote {len(texts)} texts in the prompt formats to {args.output_dir}/format_text.jsonl\n\n{texts[2]}")
+        return write_report(args.output_dir, "self_instruct_formats", {"format_texts": len(texts)},
+                            wall_time_s=time.time() - start)
     from transformers import set_seed
 
     set_seed(args.seed)
@@ -246,7 +280,7 @@ def main(args: SelfInstructArguments):
             parsed = parse_instances(text, t["is_classification"])
             for inst in parsed[:args.max_instances]:
                 key = (inst["input"], inst["output"])
-                if not inst["output"] or inst["output"] == inst["input"] or key in seen:
+                if not inst["output"] or inst["output"] == inst["input"] or key in seen or "\ufffd" in "".join(key):
                     continue
                 seen.add(key)
                 instances.append(inst)
