@@ -47,6 +47,8 @@ class CorpusArguments:
     gopher_repetition: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
     gopher_quality: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
     fineweb_quality: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
+    quality_classifier: dict | None = field(default=None, metadata={
+        "help": "{model: fastText .bin from scripts/quality_classifier.py, threshold: keep P(hq) >= this}; null: off"})
     minhash_buckets: int = 14
     minhash_hashes_per_bucket: int = 8
     minhash_ngrams: int = 5
@@ -131,6 +133,11 @@ def build_pipelines(args):
     language = LinguaLanguageFilter(args.languages, args.language_threshold, thresholds=args.language_thresholds,
                                     exclusion_writer=removed("language"))
     rules = {"language": language, **language_filters(args, removed)}
+    if args.quality_classifier:  # the filter stage's last rule: datatrove's fastText filter with a trained model
+        from llm_recipes.corpus.blocks import quality_classifier_filter
+
+        rules["quality_classifier"] = quality_classifier_filter(args.quality_classifier, removed("quality_classifier"),
+                                                                args.dry_run)
     dedup = MinhashDedupFilter(f"{out}/minhash/remove_ids", exclusion_writer=removed("minhash_dedup"))
     pii = PIIMasker(args.email_replacement, "<IP>", args.phone_replacement, args.postal_code_replacement,
                     args.my_number_replacement, args.credit_card_replacement)

@@ -40,6 +40,7 @@ from llm_recipes.training.modeling import (
     flops_per_token,
     meta_model,
 )
+from llm_recipes.training.token_selection import TokenSelectionMixin, check_token_selection, selection_summary
 
 
 @dataclass
@@ -76,6 +77,8 @@ class PretrainArguments:
     peak_tflops: float = field(default=989.0, metadata={"help": "per-device peak for MFU (H100 bf16 dense: 989)"})
     dry_run: bool = field(default=False, metadata={"help": "build on the meta device, print shapes; train nothing"})
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
+    token_selection: dict | None = field(default=None, metadata={
+        "help": "Rho-1 selective LM: {reference_model: dir, ratio: share of tokens (top excess loss) in the loss}"})
 
 
 ARGUMENTS = (PretrainArguments, TrainingArguments)  # the dataclasses a recipe file for this stage fills
@@ -149,6 +152,10 @@ class BlockTrainer(Trainer):
             self.args.dataloader_drop_last = drop
 
 
+class SelectiveTrainer(TokenSelectionMixin, BlockTrainer):
+    """Rho-1 (`token_selection`): the loss uses the tokens with the highest excess loss over a reference model."""
+
+
 def stage_training_args(training_args, output_dir, max_steps):
     """A data stage's TrainingArguments: a copy with its own output_dir and steps (dataclasses.replace, not to_dict(),
     which writes the literal "<HUB_TOKEN>" into hub_token)."""
@@ -173,8 +180,16 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                                     training_args.world_size)
     guard = NaNGuard()
     checkpoint = last_checkpoint(output_dir)
-    trainer = BlockTrainer(model=model, args=stage_args, train_dataset=train, eval_dataset=held_out,
-                           data_collator=default_data_collator, processing_class=tokenizer, callbacks=[guard, throughput])
+    selection = {}
+    if args.token_selection:  # Rho-1: a reference model scores every token; the loss keeps the top `ratio` share
+        from transformers import AutoModelForCausalLM
+
+        reference = require_model_dir(args.token_selection["reference_model"], "token_selection.reference_model")
+        selection = {"reference_model": AutoModelForCausalLM.from_pretrained(reference),
+                     "ratio": args.token_selection["ratio"]}
+    trainer = (SelectiveTrainer if selection else BlockTrainer)(
+        model=model, args=stage_args, train_dataset=train, eval_dataset=held_out, data_collator=default_data_collator,
+        processing_class=tokenizer, callbacks=[guard, throughput], **selection)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
     return trainer, result, checkpoint, throughput.last, len(train)
@@ -203,6 +218,9 @@ def dry_run(args, training_args, tokenizer):
                          for s in sources)
         plan.append([i, data, block, steps, steps * per_step * block])
     print(markdown_table(["stage", "data", "block", "steps (1 process)", "tokens"], plan))
+    if args.token_selection:
+        print(f"token selection (Rho-1): loss on the top {args.token_selection['ratio']:.0%} of each batch's tokens by "
+              f"excess loss over {args.token_selection['reference_model']}")
     return {**counts, "stage_steps": [p[3] for p in plan]}
 
 
@@ -221,6 +239,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     if args.target_non_embedding_parameters and not args.model_name_or_path:
         fit_hidden_size(args, tokenizer, args.target_non_embedding_parameters, multiple=args.num_attention_heads * 2)
     check_shape(args)
+    check_token_selection(args.token_selection)
     push = hub_push_target(training_args)  # no token: stop now, not after training
     if args.dry_run:
         print(f"push to hub: {push or 'no'}")
@@ -253,7 +272,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
                    "world_size": training_args.world_size, "train_loss": result.training_loss,
                    **loss_summary(history), "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50)),
                    **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
-                                                       "flops_per_token", "mfu", "mfu_steady")}}
+                                                       "flops_per_token", "mfu", "mfu_steady")},
+                   **selection_summary(args, training_args.output_dir)}
         print(markdown_table(["metric", "value"], list(metrics.items())))
         data = [args.dataset_name, *(s.get("dataset_name") or src["path"] for s in args.data_stages or []
                                      for src in (s.get("datasets") or [s]))]

@@ -155,3 +155,42 @@ def reading_comprehension(rng, taken, n_train, n_eval, n_probe):
         probe.append({"context": f"{passage}\n{prompt}{completion}", "question": question, "answer": answer[:-3],
                       "candidates": [v[0] for v in ATTRIBUTES[second][3]]})
     return {"rc_train.jsonl": rows[:n_train], "rc_eval.jsonl": rows[n_train:], "eos_probe.jsonl": probe}
+
+
+# Web-like low-quality text (navigation boilerplate, SEO spam, shop listings, forum chatter): negatives for the quality
+# classifier (recipes/quality-classifier). Not used by make_tiny_data.py, so the shipped files do not change.
+WEB_KEYWORDS = ["ダイエットサプリ", "格安スマホ", "脱毛サロン", "FX自動売買", "転職エージェント", "ウォーターサーバー",
+                "クレジットカード", "美容液", "ふるさと納税", "プログラミングスクール", "副業", "オンラインカジノ"]
+WEB_LINES = {
+    "boilerplate": ["ホーム > {kw} > 記事一覧", "ログイン | 新規会員登録 | マイページ | カート({n})",
+                    "Copyright © {year} {kw}ナビ All Rights Reserved.", "このサイトはクッキーを使用しています。[同意する]",
+                    "前の記事へ | 次の記事へ", "人気記事ランキング", "タグ: {kw}, {kw2}, おすすめ, 比較",
+                    "シェアする ツイート いいね！ {n}", "お問い合わせ | プライバシーポリシー | 利用規約 | サイトマップ",
+                    "※価格は税込です。在庫状況は変動する場合があります。", "投稿日：{year}/{month}/{day} 更新日：{year}/{month}/{day}"],
+    "seo": ["【{year}年最新】{kw}おすすめランキング{n}選！", "{kw}が激安！送料無料・ポイント{n}倍",
+            "今なら{kw}が{n}%OFF！今すぐチェック→", "{kw}の口コミ・評判まとめ【徹底比較】", "{kw} 通販 安い 最安値 比較 {kw2}",
+            "副業で月収{n}万円！初心者でも簡単に稼げる方法", "詳しくはこちらをクリック！！", "【PR】{kw}で人生が変わった話",
+            "{kw}を選ぶならココ！{kw2}もセットでお得", "無料登録で{n}ポイントプレゼント中！"],
+    "shop": ["商品番号：{kw}-{n} 在庫あり", "{kw} {n}個セット ¥{price}（税込） 送料無料", "カートに入れる ＞ お気に入りに追加",
+             "レビュー（{n}件） ★★★★☆", "この商品を見た人はこんな商品も見ています：{kw2}"],
+    "blog": ["こんにちは！{kw}ブロガーのたなかです。", "今日は{kw}について書いていきたいと思います。",
+             "結論から言うと、{kw}は最高でした！", "ぜひ参考にしてみてくださいね♪", "最後まで読んでいただきありがとうございました！",
+             "実は私も{n}年前までは{kw}のことを全然知りませんでした。", "気になる方は下のリンクからどうぞ。",
+             "それでは、また次の記事でお会いしましょう！", "{kw}と{kw2}、どっちがいいのか迷いますよね。"],
+    "chatter": ["それなｗｗｗ", "草", "まじかよ", "{n}：名無しさん：{kw}ってどうなん？", "俺も{kw}買ったけどイマイチだった",
+                "kwsk", "うpはよ", ">>{n} それはない"],
+}
+
+
+def web_noise(rng):
+    """One web-like low-quality page: 4-10 lines drawn from navigation boilerplate, SEO spam, shop listings, blog
+    small talk and forum chatter, slots filled at random."""
+    kinds = rng.sample(sorted(WEB_LINES), rng.randrange(1, 4))
+    lines = []
+    for _ in range(rng.randrange(4, 11)):
+        template = rng.choice(WEB_LINES[rng.choice(kinds)])
+        kw, kw2 = rng.sample(WEB_KEYWORDS, 2)
+        lines.append(template.format(kw=kw, kw2=kw2, n=rng.randrange(2, 100), year=rng.randrange(2015, 2026),
+                                     month=rng.randrange(1, 13), day=rng.randrange(1, 29),
+                                     price=f"{rng.randrange(5, 300) * 100:,}"))
+    return "\n".join(lines)

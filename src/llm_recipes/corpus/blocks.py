@@ -1,14 +1,16 @@
 """datatrove blocks that datatrove lacks for Japanese: offline language ID, Unicode normalization, Japanese quality
-rules, Japanese PII masking, character-n-gram MinHash shingles, a reader that accounts for invalid lines, and a
-wrapper that applies a filter to some languages only."""
+rules, Japanese PII masking, character-n-gram MinHash shingles, a reader that accounts for invalid lines, a
+wrapper that applies a filter to some languages only, and fastText filtering with a local model read in place."""
 
 import json
+import os
 import re
 import unicodedata
 
 import numpy as np
 from datatrove.io import get_datafolder
 from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+from datatrove.pipeline.filters import FastTextClassifierFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.formatters.pii import PIIFormatter, PIIReplacer
@@ -270,3 +272,79 @@ class ValidatingJsonlReader(JsonlReader):
             name = filepath.replace("/", "_") + ".invalid.jsonl"
             with self.invalid_folder.open(name, "w") as out:
                 out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in invalid)
+
+
+def char_tokens(text):
+    """Japanese has no spaces, so whitespace-splitting tools (fastText, ROUGE) see a paragraph as one word: split it into
+    characters, keeping runs of ASCII letters and digits as words ("GPT-3は" -> "GPT - 3 は")."""
+    return " ".join(re.findall(r"[A-Za-z0-9]+|\S", text))
+
+
+class _CharTokenized:
+    """A fastText model that scores character-tokenized text (as scripts/quality_classifier.py trains it)."""
+
+    def __init__(self, model):
+        self.model, self.labels = model, model.labels
+
+    def predict(self, text, k=1):
+        return self.model.predict(char_tokens(text), k=k)
+
+
+class LocalFastTextClassifierFilter(FastTextClassifierFilter):
+    """datatrove's FastTextClassifierFilter (scoring, thresholds, metadata and removal are datatrove's) with three
+    changes: a local model file is read where it is (datatrove 0.10 copies even a local `model_url` into its asset
+    cache, keyed by the path and never refreshed, so a classifier retrained at the same path was silently replaced by
+    the first one: seen in recipes/quality-classifier); `tokenization: chars` scores character-tokenized text; and a
+    removed document keeps its text in removed/ (datatrove empties it before the exclusion writer sees it)."""
+
+    def __init__(self, model_url, tokenization="none", **kwargs):
+        super().__init__(model_url, **kwargs)
+        self.tokenization = tokenization
+
+    @property
+    def model(self):
+        if self._model is None and os.path.isfile(self.model_url):
+            from fasttext.FastText import _FastText
+
+            self._model = _FastText(self.model_url)
+            labels = [x.removeprefix("__label__") for x in self._model.labels]
+            for label, _ in (self.keep_labels or []) + (self.remove_labels or []):
+                if label not in labels:
+                    raise ValueError(f"label '{label}' is not in the fastText model {self.model_url} ({labels})")
+        model = super().model
+        if self.tokenization == "chars" and not isinstance(model, _CharTokenized):
+            self._model = model = _CharTokenized(model)
+        return model
+
+    def filter(self, doc):
+        text = doc.text
+        keep = super().filter(doc)
+        if not keep:
+            doc.text = text
+        return keep
+
+
+def quality_classifier_filter(config, exclusion_writer, dry_run=False):
+    """The corpus stage's `quality_classifier: {model, threshold}` as a filter. The settings the classifier was trained
+    with (label, tokenization, newline replacement) come from `<model>.json`, written by scripts/quality_classifier.py
+    (a model without it, e.g. a downloaded one: label hq, no tokenization); the recipe may override them."""
+    from llm_recipes.errors import RecipeError
+
+    known = {"model", "threshold", "label", "tokenization", "newline_replacement"}
+    if not isinstance(config, dict) or not {"model", "threshold"} <= set(config) or set(config) - known:
+        raise RecipeError(f"quality_classifier: expected {{model, threshold}} (and optionally label, tokenization, "
+                          f"newline_replacement); got {config}")
+    local = "://" not in config["model"]
+    if local and not dry_run and not os.path.isfile(config["model"]):
+        raise RecipeError(f"quality_classifier.model: {config['model']}: file not found (train it with "
+                          "scripts/quality_classifier.py)")
+    settings = {"label": "hq", "tokenization": "none", "newline_replacement": ""}
+    if local and os.path.isfile(config["model"] + ".json"):
+        with open(config["model"] + ".json", encoding="utf-8") as f:
+            saved = json.load(f)
+        settings.update({k: saved[k] for k in settings if k in saved})
+    settings.update({k: v for k, v in config.items() if k in settings})
+    return LocalFastTextClassifierFilter(config["model"], tokenization=settings["tokenization"],
+                                         keep_labels=(settings["label"], config["threshold"]),
+                                         newline_replacement=settings["newline_replacement"],
+                                         exclusion_writer=exclusion_writer)

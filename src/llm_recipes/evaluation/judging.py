@@ -88,12 +88,13 @@ def local_judge(model_dir, max_new_tokens=512):
     return judge
 
 
-def api_judge(api_base, model, api_key_env="OPENAI_API_KEY", timeout=120):
-    """An OpenAI-compatible /chat/completions endpoint (opt-in: only when a recipe names judge_api_base)."""
+def api_judge(api_base, model, api_key_env="OPENAI_API_KEY", timeout=120, temperature=0):
+    """An OpenAI-compatible /chat/completions endpoint (opt-in: only when a recipe names judge_api_base); prompt ->
+    reply text. Also Self-Instruct's generator (with a sampling temperature)."""
     key = os.environ.get(api_key_env, "")
 
     def judge(prompt):
-        body = json.dumps({"model": model, "temperature": 0,
+        body = json.dumps({"model": model, "temperature": temperature,
                            "messages": [{"role": "user", "content": prompt}]}).encode()
         request = urllib.request.Request(f"{api_base.rstrip('/')}/chat/completions", data=body, method="POST",
                                          headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})

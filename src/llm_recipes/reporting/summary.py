@@ -19,7 +19,21 @@ def summarize_stage(r):
         return f"vocab {r['vocab_size']}; chars/token: {cpt}; round-trip exact {r['round_trip_exact']:.0%}"
     if stage == "pretrain":
         return (f"{r['parameters'] / 1e6:.2f}M params, {r['steps']} steps; loss {_f(r.get('loss_first'))} → "
-                f"{_f(r.get('loss_last'))}; eval loss {_f(r['eval_loss'])}")
+                f"{_f(r.get('loss_last'))}; eval loss {_f(r['eval_loss'])}" + (
+                    f"; loss on {r['selected_token_fraction']:.0%} of tokens (Rho-1)"
+                    if r.get("selected_token_fraction") is not None else ""))
+    if stage == "quality_classifier":
+        return (f"held-out at P({r['label']}) >= {r['threshold']}: precision {_f(r['precision'])}, recall "
+                f"{_f(r['recall'])}, ROC AUC {_f(r['roc_auc'])}")
+    if stage == "semdedup":
+        return (f"read {r['read']} → kept {r['kept']}; removed at epsilon {r['epsilon']}: {r['removed']['semdedup']}; "
+                "per epsilon: " + ", ".join(f"{e}: {n}" for e, n in r["removed_by_epsilon"].items()))
+    if stage == "self_instruct":
+        return (f"{r['tasks_generated']} tasks generated in {len(r['rounds'])} rounds, {r['tasks_kept']} kept, "
+                f"{r['sft_records']} SFT records")
+    if stage == "verdict":
+        return "; ".join(f"{v['better']} vs {v['worse']} on {v['metric']}: {v['verdict']} (difference "
+                         f"{_f(v['mean_difference'])} [{_f(v['low'])}, {_f(v['high'])}])" for v in r["verdicts"])
     gen = (f"; stops at EOS {r['stops_at_eos']:.0%} of {r['generation_prompts']} held-out prompts"
            if "stops_at_eos" in r else "")
     if stage == "sft":

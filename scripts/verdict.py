@@ -1,0 +1,111 @@
+"""Verdicts from finished runs: collect a metric per arm and seed from stage reports, give per-arm means with t
+intervals, and decide each claim from the seeds paired by position (llm_recipes.reporting.stats.verdict).
+
+    python scripts/verdict.py --config recipes/rho1/verdict.yaml
+
+`arms`: {arm: [run output_dir per seed, ...]} (seed i of every arm at position i). `metrics`: [{name, key, report,
+higher_is_better}]: `key` is a dotted path in a report.json; `report` is the folder holding it, `{run}` (default) for
+the run itself or another stage's folder where `{name}` stands for the run folder's name (an evaluation stage's
+scores.{name}.<task>.score). `claims`: [{metric, better, worse}]. Writes report.md, comparison.png and report.json.
+"""
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.reporting.report import markdown_table, read_report, write_report
+from llm_recipes.reporting.stats import format_interval, t_interval, verdict
+
+
+@dataclass
+class VerdictArguments:
+    arms: dict = field(metadata={"help": "{arm: [run output_dir of seed 1, seed 2, ...]}"})
+    metrics: list[dict] = field(metadata={"help": "[{name, key (dotted), report ('{run}' or a folder), "
+                                                  "higher_is_better}]"})
+    claims: list[dict] = field(metadata={"help": "[{metric, better: arm, worse: arm}]"})
+    output_dir: str
+
+
+ARGUMENTS = (VerdictArguments,)
+
+
+def get_path(report, dotted):
+    value = report
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def collect(args):
+    """{metric: {arm: [value per seed]}} read from the reports; a missing report or key is an error naming it."""
+    values = {}
+    for metric in args.metrics:
+        for arm, runs in args.arms.items():
+            for run_dir in runs:
+                name = os.path.basename(os.path.normpath(run_dir))
+                folder = metric.get("report", "{run}").replace("{run}", run_dir)
+                report = read_report(folder)
+                value = get_path(report or {}, metric["key"].replace("{name}", name))
+                if not isinstance(value, (int, float)):
+                    raise RecipeError(f"metrics '{metric['name']}': no number at {metric['key']!r} (run {name}) in "
+                                      f"{folder}/report.json" + ("" if report else " (no report)"))
+                values.setdefault(metric["name"], {}).setdefault(arm, []).append(float(value))
+    return values
+
+
+def plot(path, values, arms):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(values), figsize=(4 * len(values), 3.5), squeeze=False)
+    for ax, (metric, by_arm) in zip(axes[0], values.items()):
+        for i, arm in enumerate(arms):
+            mean, low, high = t_interval(by_arm[arm])
+            ax.bar(i, mean, yerr=[[mean - low], [high - mean]], capsize=4, color="#4c72b0", alpha=0.7)
+            ax.scatter([i] * len(by_arm[arm]), by_arm[arm], color="black", s=12, zorder=3)
+        ax.set_xticks(range(len(arms)), arms)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} (95% t interval, dots: seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: VerdictArguments):
+    start = time.time()
+    counts = {len(runs) for runs in args.arms.values()}
+    if not args.arms or len(counts) != 1:
+        raise RecipeError(f"arms: every arm needs the same number of seeded runs; got {args.arms}")
+    by_name = {m["name"]: m for m in args.metrics}
+    for claim in args.claims:
+        if claim.get("metric") not in by_name or claim.get("better") not in args.arms or \
+                claim.get("worse") not in args.arms:
+            raise RecipeError(f"claims: {claim} must name a metric ({list(by_name)}) and two arms ({list(args.arms)})")
+    values = collect(args)
+    rows = [[metric, arm, format_interval(*t_interval(v)), ", ".join(f"{x:.4g}" for x in v)]
+            for metric, by_arm in values.items() for arm, v in by_arm.items()]
+    verdicts = []
+    for claim in args.claims:
+        metric = by_name[claim["metric"]]
+        result = verdict(values[metric["name"]][claim["better"]], values[metric["name"]][claim["worse"]],
+                         higher_is_better=metric.get("higher_is_better", True))
+        verdicts.append({**claim, **result})
+    table = markdown_table(["metric", "arm", "mean [95% t interval]", "per seed"], rows)
+    claims = markdown_table(["claim", "metric", "mean difference [95% interval]", "seeds", "verdict"], [
+        [f"{v['better']} beats {v['worse']}", v["metric"], format_interval(v["mean_difference"], v["low"], v["high"]),
+         v["seeds"], f"**{v['verdict']}**"] for v in verdicts])
+    os.makedirs(args.output_dir, exist_ok=True)
+    plot(os.path.join(args.output_dir, "comparison.png"), values, list(args.arms))
+    text = f"{table}\n\n{claims}\n\n(difference: better - worse, sign flipped where lower is better)\n"
+    with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(f"# Comparison over {counts.pop()} seeds\n\n{text}")
+    print(text)
+    return write_report(args.output_dir, "verdict", {"values": values, "verdicts": verdicts},
+                        wall_time_s=time.time() - start)
+
+
+if __name__ == "__main__":
+    run(main, lambda: parse(ARGUMENTS))
