@@ -95,7 +95,6 @@ def build_pipelines(args):
         MinhashDedupSignature,
     )
     from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.pipeline.formatters import FTFYFormatter
     from datatrove.pipeline.readers import JsonlReader, ParquetReader
     from datatrove.pipeline.writers import JsonlWriter
 
@@ -103,8 +102,8 @@ def build_pipelines(args):
         CharNgramMinhashSignature,
         LinguaLanguageFilter,
         PIIMasker,
-        UnicodeNormalizer,
         ValidatingJsonlReader,
+        text_normalizers,
     )
     from llm_recipes.corpus.report import make_executor
 
@@ -146,11 +145,7 @@ def build_pipelines(args):
     def executor(name, pipeline, depends=None, tasks=args.tasks):
         return make_executor(args, name, pipeline, depends, tasks)
 
-    # ftfy fixes mojibake and applies the Unicode form itself (FTFYFormatter's normalization, e.g. NFKC unifies
-    # full-/half-width forms); UnicodeNormalizer then only tidies line ends (or normalizes, when ftfy is off)
-    form = args.normalization or None
-    normalizers = [FTFYFormatter(normalization=form), UnicodeNormalizer(None)] if args.fix_encoding else \
-        [UnicodeNormalizer(form)]
+    normalizers = text_normalizers(args.fix_encoding, args.normalization)  # ftfy + NFKC, tidy line ends
     filtering = executor("1_filter", [
         reader, language, *normalizers,
         *list(rules.values())[1:], JsonlWriter(f"{out}/filtered", compression=None),

@@ -15,12 +15,15 @@ Writes output_dir/model.bin (+ .json), held_out.jsonl (text, label, score), repo
 """
 
 import json
+import multiprocessing
 import os
 import random
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.corpus.blocks import train_fasttext
 from llm_recipes.data import iter_texts
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 
@@ -77,11 +80,9 @@ def preparer(args):
     """text -> the string the corpus stage's fastText filter scores: after the stage's ftfy and Unicode normalization (the
     same datatrove blocks), stripped and newlines replaced (as datatrove 0.10's filter does), character-tokenized
     (as LocalFastTextClassifierFilter does with `tokenization: chars`)."""
-    from datatrove.pipeline.formatters import FTFYFormatter
+    from llm_recipes.corpus.blocks import char_tokens, text_normalizers
 
-    from llm_recipes.corpus.blocks import UnicodeNormalizer, char_tokens
-
-    steps = [*([FTFYFormatter()] if args.fix_encoding else []), UnicodeNormalizer(args.normalization)]
+    steps = text_normalizers(args.fix_encoding, args.normalization)
 
     def prepare(text):
         for step in steps:
@@ -168,11 +169,15 @@ def main(args: QualityClassifierArguments):
     with open(train_file, "w", encoding="utf-8") as f:
         f.writelines(f"__label__{label} {prepare(text)}\n" for label, text, _ in train)
     t0 = time.time()
-    model = fasttext.train_supervised(input=train_file, epoch=args.epoch, lr=args.lr, dim=args.dim, minn=args.minn,
-                                      maxn=args.maxn, wordNgrams=args.word_ngrams, bucket=args.bucket, thread=1,
-                                      seed=args.seed, verbose=0)
+    params = dict(epoch=args.epoch, lr=args.lr, dim=args.dim, minn=args.minn, maxn=args.maxn, wordNgrams=args.word_ngrams,
+                  bucket=args.bucket, thread=1, seed=args.seed, verbose=0)
+    # fastText trains in a fresh process: in a process that already ran other work (torch training, an earlier
+    # fastText run), this wheel (fasttext-numpy2-wheel 0.9.2) intermittently stops with "Encountered NaN" on the same
+    # file and settings; a fresh process trains deterministically (byte-identical models, measured)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(train_fasttext, train_file, params, os.path.join(args.output_dir, "model.bin")).result()
     train_s = time.time() - t0
-    model.save_model(os.path.join(args.output_dir, "model.bin"))
+    model = fasttext.load_model(os.path.join(args.output_dir, "model.bin"))
     with open(os.path.join(args.output_dir, "model.bin.json"), "w", encoding="utf-8") as f:  # read by the corpus stage
         json.dump({"label": args.label, "tokenization": args.tokenization,
                    "newline_replacement": args.newline_replacement, "fix_encoding": args.fix_encoding,

@@ -72,6 +72,16 @@ class UnicodeNormalizer(BaseFormatter):
         return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def text_normalizers(fix_encoding=True, form="NFKC"):
+    """The corpus stage's text preparation (also what the quality classifier trains on): ftfy fixes mojibake and
+    applies the Unicode form itself (datatrove's FTFYFormatter; NFKC unifies full-/half-width forms), then line ends
+    are tidied; without ftfy, UnicodeNormalizer applies the form."""
+    from datatrove.pipeline.formatters import FTFYFormatter
+
+    form = form or None
+    return [FTFYFormatter(normalization=form), UnicodeNormalizer(None)] if fix_encoding else [UnicodeNormalizer(form)]
+
+
 HIRAGANA = re.compile(r"[\u3041-\u309f]")
 KATAKANA = re.compile(r"[\u30a0-\u30ff]")
 JAPANESE = re.compile(r"[\u3041-\u30ff\u3400-\u4dbf\u4e00-\u9fff\u3000-\u303f]")
@@ -272,6 +282,13 @@ class ValidatingJsonlReader(JsonlReader):
             name = filepath.replace("/", "_") + ".invalid.jsonl"
             with self.invalid_folder.open(name, "w") as out:
                 out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in invalid)
+
+
+def train_fasttext(train_file, params, model_path):
+    """fastText supervised training, run by the quality-classifier stage in a fresh (spawned) process."""
+    import fasttext
+
+    fasttext.train_supervised(input=train_file, **params).save_model(model_path)
 
 
 def char_tokens(text):
