@@ -181,8 +181,9 @@ def build_pipelines(args):
     enabled = [rule for rule, on in (("exact_dedup", args.exact_dedup), ("minhash_dedup", True),
                                      ("sentence_dedup", args.sentence_dedup is not None)) if on]
 
-    def read_filtered(until):
-        return [JsonlReader(f"{out}/filtered"), *[dedup_filters[r](None) for r in enabled[:enabled.index(until)]]]
+    def read_filtered(until=None):  # file_path is in the metadata since stage 1: no need to resolve it per document
+        return [JsonlReader(f"{out}/filtered", add_file_path=False),
+                *[dedup_filters[r](None) for r in enabled[:enabled.index(until) if until else 0]]]
 
     stages = []
 
@@ -223,7 +224,7 @@ def build_pipelines(args):
     final = {rule: dedup_filters[rule](removed(rule)) for rule in enabled}
     pii = PIIMasker(args.email_replacement, "<IP>", args.phone_replacement, args.postal_code_replacement,
                     args.my_number_replacement, args.credit_card_replacement)
-    executor("5_dedup_and_pii", [JsonlReader(f"{out}/filtered"), *final.values(), pii,
+    executor("5_dedup_and_pii", [*read_filtered(), *final.values(), pii,
                                  JsonlWriter(f"{out}/kept", compression=None)])
     names = {"read": repr(reader), "pii": repr(pii), "removed": {
         **({"invalid": ("1_filter", repr(reader))} if args.on_invalid == "skip" else {}),

@@ -192,3 +192,22 @@ def test_buckets_and_hashes_chosen_from_the_threshold():
     error = {(b, r): 0.05 * a + 0.95 * c for b in range(1, 113) for r in range(1, 112 // b + 1)
              for a, c in [scurve_areas(0.8, b, r)]}
     assert min(error, key=error.get) == (14, 8)
+
+
+@pytest.mark.parametrize("precision", [64, 32])
+def test_char_ngram_signature_equals_datatrove_signature(precision):
+    from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+    from datatrove.utils.hashing import HashConfig
+
+    sig = CharNgramMinhashSignature("/tmp/unused", config=MinhashConfig(hash_config=HashConfig(precision=precision)))
+    rng = np.random.default_rng(0)
+    # shingles whose permuted value x = (a * h + b) mod 2^64 makes (x mod 2^61) + (x >> 61) land on 2^61 - 1 + k
+    # (k = 0, 1, 6): the rare case the shift-and-add remainder must still correct (h = (x - b) / a mod 2^64, for a
+    # permutation whose a is odd, so invertible)
+    j = next(i for i, x in enumerate(sig.parameters[0][0].tolist()) if x % 2)
+    a, b = int(sig.parameters[0][0, j]), int(sig.parameters[1][0, j])
+    edge = [((x - b) * pow(a, -1, 2 ** 64)) % 2 ** 64 for x in (2 ** 61 - 1, 3 * 2 ** 61 - 2, 8 * 2 ** 61 - 2)]
+    for shingles in (sig.get_shingles("トコワ村は北の山あいにある小さな村です。" * 5),
+                     rng.integers(0, 2 ** 64 - 1, size=(5000, 1), dtype=np.uint64, endpoint=True),
+                     np.array(edge, dtype=np.uint64).reshape((-1, 1))):
+        assert sig.get_signature(shingles) == MinhashDedupSignature.get_signature(sig, shingles)

@@ -10,6 +10,7 @@ import unicodedata
 from collections import deque
 
 import numpy as np
+import xxhash
 from datatrove.io import get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import SENTINEL, MinhashDedupSignature
@@ -18,6 +19,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.formatters.pii import PIIFormatter, PIIReplacer
 from datatrove.pipeline.readers import JsonlReader
+from datatrove.utils.hashes.xxhash import xxhash32, xxhash64
 from datatrove.utils.text import DEF_TEXT_NORM_CONFIG, simplify_text
 from datatrove.utils.typeshelper import StatHints
 
@@ -249,6 +251,10 @@ def jaccard(a, b):
     return common / (len(a) + len(b) - common)
 
 
+XXHASH = {xxhash32: xxhash.xxh32_intdigest, xxhash64: xxhash.xxh64_intdigest}
+MERSENNE = np.uint64((1 << 61) - 1)
+
+
 class CharNgramMinhashSignature(MinhashDedupSignature):
     """MinHash signatures over character n-grams of the simplified text: no word segmentation, so Japanese (no
     spaces) and English are shingled alike.
@@ -268,12 +274,31 @@ class CharNgramMinhashSignature(MinhashDedupSignature):
 
     def get_shingles(self, text):
         grams = char_ngrams(text, self.config.n_grams, self.config.norm_config)
+        # xxhash's own function when datatrove's hash is its thin wrapper around it (same values, less overhead);
         # distinct hashes: the same minimum per permutation, fewer rows to permute
-        shingles = np.unique(np.fromiter(map(self._hash_func, grams), dtype=np.uint64, count=len(grams)))
+        hash_func = XXHASH.get(self._hash_func, self._hash_func)
+        shingles = np.fromiter(map(hash_func, grams), dtype=np.uint64, count=len(grams))
+        shingles.sort()
+        shingles = shingles[np.r_[True, shingles[1:] != shingles[:-1]]]  # np.unique, without its extra passes
         if self._sink is not None:  # called once per document, in document order (MinhashDedupSignature.run)
             self._sink[0].write(shingles.astype("<u8").tobytes())
             self._sink[1].append(self._sink[1][-1] + len(shingles))
         return shingles.reshape((-1, 1))
+
+    def get_signature(self, shingles):
+        """datatrove's signature, value for value: min over shingles of ((a * h + b) mod 2^64) mod (2^61 - 1), with
+        the Mersenne remainder taken by shift-and-add instead of a division, in place (about 2x faster)."""
+        a, b = self.parameters
+        phv = shingles * a  # uint64 arithmetic wraps around, as in MinhashDedupSignature.get_signature
+        phv += b
+        high = phv >> np.uint64(61)
+        phv &= MERSENNE
+        phv += high  # now < 2^61 + 8: at most one subtraction of the modulus left, and rarely any
+        if phv.max() >= MERSENNE:
+            phv = np.where(phv >= MERSENNE, phv - MERSENNE, phv)
+        if self.config.hash_config.precision == 32:
+            phv = np.bitwise_and(phv, self.config.hash_config.max)
+        return phv.min(axis=0).astype(self.config.hash_config.np_dtype).reshape(self.config.num_buckets, -1).tolist()
 
     def run(self, data, rank=0, world_size=1):
         if self.shingles_folder is None:
