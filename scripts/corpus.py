@@ -12,13 +12,21 @@ Writes
                               funnel.png and minhash_scurve.png
 """
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 
 from llm_recipes.config import RecipeError, check_choices, parse, run
 from llm_recipes.corpus import NG_WORDS_JA
-from llm_recipes.corpus.report import count_kept, minhash_curve, summarize, write_corpus_report
+from llm_recipes.corpus.report import (
+    count_kept,
+    minhash_curve,
+    minhash_params,
+    stage_costs,
+    summarize,
+    write_corpus_report,
+)
 from llm_recipes.data import expand_files, is_local, validate_files
 from llm_recipes.reporting.report import check_output_dir, clear_report
 
@@ -49,11 +57,24 @@ class CorpusArguments:
     fineweb_quality: dict | None = field(default=None, metadata={"help": "{lang: {key: value} | null} overrides"})
     quality_classifier: dict | None = field(default=None, metadata={
         "help": "{model: fastText .bin from scripts/quality_classifier.py, threshold: keep P(hq) >= this}; null: off"})
-    minhash_buckets: int = 14
-    minhash_hashes_per_bucket: int = 8
+    exact_dedup: bool = field(default=False, metadata={"help": "exact document dedup first (datatrove ExactDedup*)"})
+    minhash_threshold: float = field(default=0.8, metadata={"help": "Jaccard similarity of a near-duplicate pair: "
+                                                                      "verified exactly, and picks buckets x hashes"})
+    minhash_verify: bool = field(default=True, metadata={"help": "keep only candidate pairs whose exact Jaccard is >= "
+                                                                 "minhash_threshold; false: datatrove's plain LSH"})
+    minhash_buckets: int | None = field(default=None, metadata={"help": "null: chosen from minhash_threshold"})
+    minhash_hashes_per_bucket: int | None = field(default=None, metadata={"help": "null: chosen from the threshold"})
+    minhash_num_perm: int = field(default=112, metadata={"help": "most hashes (buckets x hashes) when choosing"})
+    minhash_false_negative_weight: float | None = field(default=None, metadata={
+        "help": "weight of the S-curve's false-negative area against its false-positive area when choosing; null: "
+                "0.95 with verification (a false positive only costs a Jaccard check), else 0.5 (text-dedup)"})
     minhash_ngrams: int = 5
     minhash_shingles: str = field(default="chars", metadata={"help": "chars (character n-grams) | words"})
     minhash_language: str = field(default="ja", metadata={"help": "word tokenizer when minhash_shingles=words"})
+    sentence_dedup: dict | None = field(default=None, metadata={
+        "help": "after MinHash, drop every repeat of a duplicated 3-sentence span (C4; datatrove SentenceDedup*): "
+                "SentDedupConfig keys (n_sentences, min_doc_words, min_num_sentences, ...) and language; "
+                "{} for datatrove's defaults; null: off"})
     email_replacement: str = "<EMAIL>"
     phone_replacement: str = "<PHONE>"
     postal_code_replacement: str = "〒<POSTAL_CODE>"
@@ -88,11 +109,22 @@ def language_filters(args, removed):
 
 
 def build_pipelines(args):
+    """The stages, each a datatrove executor depending on the one before: 1 filter; 2 exact document dedup (optional);
+    3 MinHash: signatures, buckets, exact-Jaccard verification of the candidates (optional), clusters; 4 sentence
+    dedup (optional); 5 the dedup filters and PII masking. Every dedup stage reads `filtered/` through the filters of
+    the dedups before it (without their exclusion writers), so document indices agree; only stage 5 writes removed/."""
     from datatrove.pipeline.dedup import (
+        ExactDedupConfig,
+        ExactDedupFilter,
+        ExactDedupSignature,
+        ExactFindDedups,
         MinhashDedupBuckets,
         MinhashDedupCluster,
         MinhashDedupFilter,
         MinhashDedupSignature,
+        SentDedupConfig,
+        SentenceDedupSignature,
+        SentenceFindDedups,
     )
     from datatrove.pipeline.dedup.minhash import MinhashConfig
     from datatrove.pipeline.readers import JsonlReader, ParquetReader
@@ -101,8 +133,11 @@ def build_pipelines(args):
     from llm_recipes.corpus.blocks import (
         CharNgramMinhashSignature,
         LinguaLanguageFilter,
+        MinhashVerifyCandidates,
         PIIMasker,
+        SentenceDedupCounter,
         ValidatingJsonlReader,
+        document_text,
         text_normalizers,
     )
     from llm_recipes.corpus.report import make_executor
@@ -128,7 +163,6 @@ def build_pipelines(args):
         reader = JsonlReader(folder, **common)
     minhash = MinhashConfig(n_grams=args.minhash_ngrams, num_buckets=args.minhash_buckets,
                             hashes_per_bucket=args.minhash_hashes_per_bucket)
-    signature_cls = CharNgramMinhashSignature if args.minhash_shingles == "chars" else MinhashDedupSignature
     language = LinguaLanguageFilter(args.languages, args.language_threshold, thresholds=args.language_thresholds,
                                     exclusion_writer=removed("language"))
     rules = {"language": language, **language_filters(args, removed)}
@@ -137,44 +171,104 @@ def build_pipelines(args):
 
         rules["quality_classifier"] = quality_classifier_filter(args.quality_classifier, removed("quality_classifier"),
                                                                 args.dry_run)
-    dedup = MinhashDedupFilter(f"{out}/minhash/remove_ids", exclusion_writer=removed("minhash_dedup"))
-    pii = PIIMasker(args.email_replacement, "<IP>", args.phone_replacement, args.postal_code_replacement,
-                    args.my_number_replacement, args.credit_card_replacement)
-    writer = JsonlWriter(f"{out}/kept", compression=None)
+    exact = ExactDedupConfig(content_getter=document_text)
+    sentence = dict(args.sentence_dedup or {})
+    sentence_language = sentence.pop("language", args.minhash_language)
+    sentence = SentDedupConfig(**sentence)
+    # the dedup filters in pipeline order; each stage reads filtered/ through those before it
+    dedup_filters = {
+        "exact_dedup": lambda writer: ExactDedupFilter(f"{out}/exact/dups", exact, exclusion_writer=writer),
+        "minhash_dedup": lambda writer: MinhashDedupFilter(f"{out}/minhash/remove_ids", exclusion_writer=writer),
+        "sentence_dedup": lambda writer: SentenceDedupCounter(f"{out}/sentence/dups", sentence, writer,
+                                                              sentence_language,
+                                                              JsonlWriter(f"{out}/edited/sentence_dedup",
+                                                                          compression=None) if writer else None),
+    }
+    enabled = [rule for rule, on in (("exact_dedup", args.exact_dedup), ("minhash_dedup", True),
+                                     ("sentence_dedup", args.sentence_dedup is not None)) if on]
 
-    def executor(name, pipeline, depends=None, tasks=args.tasks):
-        return make_executor(args, name, pipeline, depends, tasks)
+    def read_filtered(until=None):  # file_path is in the metadata since stage 1: no need to resolve it per document
+        return [JsonlReader(f"{out}/filtered", add_file_path=False),
+                *[dedup_filters[r](None) for r in enabled[:enabled.index(until) if until else 0]]]
 
-    normalizers = text_normalizers(args.fix_encoding, args.normalization)  # ftfy + NFKC, tidy line ends
-    filtering = executor("1_filter", [
-        reader, language, *normalizers,
+    stages = []
+
+    def executor(name, pipeline, tasks=args.tasks):
+        stages.append(make_executor(args, name, pipeline, stages[-1] if stages else None, tasks))
+
+    executor("1_filter", [
+        reader, language, *text_normalizers(args.fix_encoding, args.normalization),  # ftfy + NFKC, tidy line ends
         *list(rules.values())[1:], JsonlWriter(f"{out}/filtered", compression=None),
     ])
-    signatures = executor("2_minhash_signatures", [
-        JsonlReader(f"{out}/filtered"),
-        signature_cls(f"{out}/minhash/signatures", config=minhash, language=args.minhash_language),
-    ], depends=filtering)
-    buckets = executor("3_minhash_buckets", [
+    if args.exact_dedup:
+        executor("2a_exact_signatures", [*read_filtered("exact_dedup"),
+                                         ExactDedupSignature(f"{out}/exact/signatures", exact)])
+        executor("2b_exact_find", [ExactFindDedups(f"{out}/exact/signatures", f"{out}/exact/dups", exact)], tasks=1)
+    if args.minhash_shingles == "chars":
+        signature = CharNgramMinhashSignature(f"{out}/minhash/signatures", config=minhash,
+                                              shingles_folder=f"{out}/minhash/shingles" if args.minhash_verify else None)
+    else:
+        signature = MinhashDedupSignature(f"{out}/minhash/signatures", config=minhash, language=args.minhash_language)
+    executor("3a_minhash_signatures", [*read_filtered("minhash_dedup"), signature])
+    executor("3b_minhash_buckets", [
         MinhashDedupBuckets(f"{out}/minhash/signatures", f"{out}/minhash/buckets", config=minhash),
-    ], depends=signatures, tasks=args.minhash_buckets)
-    clusters = executor("4_minhash_clusters", [
-        MinhashDedupCluster(f"{out}/minhash/buckets", f"{out}/minhash/remove_ids", config=minhash),
-    ], depends=buckets, tasks=1)
-    final = executor("5_dedup_and_pii", [JsonlReader(f"{out}/filtered"), dedup, pii, writer], depends=clusters)
+    ], tasks=args.minhash_buckets)
+    pairs = f"{out}/minhash/buckets"
+    if args.minhash_verify:
+        executor("3c_minhash_verify", [MinhashVerifyCandidates(pairs, f"{out}/minhash/shingles",
+                                                               f"{out}/minhash/verified", args.minhash_threshold)],
+                 tasks=args.minhash_buckets)
+        pairs = f"{out}/minhash/verified"
+    executor("3d_minhash_clusters", [
+        MinhashDedupCluster(pairs, f"{out}/minhash/remove_ids", config=minhash),
+    ], tasks=1)
+    if args.sentence_dedup is not None:
+        executor("4a_sentence_signatures", [*read_filtered("sentence_dedup"), SentenceDedupSignature(
+            f"{out}/sentence/signatures", config=sentence, language=sentence_language)])
+        executor("4b_sentence_find", [SentenceFindDedups(f"{out}/sentence/signatures", f"{out}/sentence/dups",
+                                                         config=sentence)], tasks=1)
+    final = {rule: dedup_filters[rule](removed(rule)) for rule in enabled}
+    pii = PIIMasker(args.email_replacement, "<IP>", args.phone_replacement, args.postal_code_replacement,
+                    args.my_number_replacement, args.credit_card_replacement)
+    executor("5_dedup_and_pii", [*read_filtered(), *final.values(), pii,
+                                 JsonlWriter(f"{out}/kept", compression=None)])
     names = {"read": repr(reader), "pii": repr(pii), "removed": {
         **({"invalid": ("1_filter", repr(reader))} if args.on_invalid == "skip" else {}),
         **{rule: ("1_filter", repr(step)) for rule, step in rules.items()},
-        "minhash_dedup": ("5_dedup_and_pii", repr(dedup))}}
-    return [filtering, signatures, buckets, clusters, final], names
+        **{rule: ("5_dedup_and_pii", repr(step)) for rule, step in final.items()}}}
+    return stages, names
+
+
+def choose_minhash(args):
+    """buckets x hashes per bucket: as given when both are set, else chosen from minhash_threshold (report.py
+    minhash_params); returns args with both set, and how they were chosen."""
+    weight = args.minhash_false_negative_weight
+    if weight is None:
+        weight = 0.95 if args.minhash_verify else 0.5
+    if not 0 < args.minhash_threshold < 1 or not 0 < weight < 1:
+        raise RecipeError("minhash_threshold and minhash_false_negative_weight must lie strictly between 0 and 1")
+    given = {"buckets": args.minhash_buckets, "hashes_per_bucket": args.minhash_hashes_per_bucket}
+    if all(given.values()):
+        chosen_by = "set in the recipe"
+        buckets, rows = given.values()
+    else:
+        buckets, rows, _, _ = minhash_params(args.minhash_threshold, args.minhash_num_perm, weight, *given.values())
+        chosen_by = f"chosen for Jaccard {args.minhash_threshold}, false-negative weight {weight}"
+    return dataclasses.replace(args, minhash_buckets=buckets, minhash_hashes_per_bucket=rows), chosen_by
 
 
 def main(args: CorpusArguments):
     start = time.time()
     check_choices(args, executor=("local", "slurm", "ray"), on_invalid=("error", "skip"),
                   minhash_shingles=("chars", "words"), input_format=("auto", "jsonl", "parquet"))
+    if args.minhash_verify and args.minhash_shingles != "chars":
+        raise RecipeError("minhash_verify: needs minhash_shingles: chars (the shingles it compares); set it false")
+    args, chosen_by = choose_minhash(args)
     threshold, probabilities = minhash_curve(args.minhash_buckets, args.minhash_hashes_per_bucket)
-    print(f"MinHash {args.minhash_buckets} buckets x {args.minhash_hashes_per_bucket} hashes: threshold ~ "
-          f"{threshold:.3f}; P(detect) at Jaccard " + ", ".join(f"{s}: {p:.3f}" for s, p in probabilities.items()))
+    print(f"MinHash {args.minhash_buckets} buckets x {args.minhash_hashes_per_bucket} hashes ({chosen_by}): "
+          f"S-curve midpoint ~ {threshold:.3f}; P(candidate) at Jaccard "
+          + ", ".join(f"{s}: {p:.3f}" for s, p in probabilities.items())
+          + (f"; candidates verified at Jaccard >= {args.minhash_threshold}" if args.minhash_verify else ""))
     if args.dry_run:
         stages, _ = build_pipelines(args)
         for stage in stages:
@@ -195,13 +289,19 @@ def main(args: CorpusArguments):
     clear_report(args.output_dir)
     stages, names = build_pipelines(args)
     out = args.output_dir.rstrip("/")
-    if args.executor == "local":
-        stages[0].run()
-        if not os.path.isdir(f"{out}/filtered") or not os.listdir(f"{out}/filtered"):
-            print("warning: no document survived filtering; near-dedup skipped")
-            os.makedirs(f"{out}/kept", exist_ok=True)
-            stages = stages[:1]
-    stages[-1].run()  # local and Ray: runs every stage; Slurm: submits the jobs (each stage depends on the last)
+    wall = {}
+    if args.executor == "local":  # one stage at a time, timed (each skips the tasks an earlier run completed)
+        for i, stage in enumerate(stages):
+            t = time.time()
+            stage.run()
+            wall[os.path.basename(stage.logging_dir.path)] = round(time.time() - t, 2)
+            if i == 0 and (not os.path.isdir(f"{out}/filtered") or not os.listdir(f"{out}/filtered")):
+                print("warning: no document survived filtering; near-dedup skipped")
+                os.makedirs(f"{out}/kept", exist_ok=True)
+                stages = stages[:1]
+                break
+    else:
+        stages[-1].run()  # Ray: runs every stage; Slurm: submits the jobs (each stage depends on the last)
     unfinished = [s.logging_dir.path for s in stages if s.get_incomplete_ranks()]
     if unfinished:  # Slurm jobs still queued or running: a re-run of this command (nothing re-runs) writes the report
         print(f"submitted to {args.executor}; {len(unfinished)} stage(s) not finished ({unfinished[0]} ...); re-run "
@@ -211,7 +311,8 @@ def main(args: CorpusArguments):
     kept = count_kept(out)
     if read != kept + sum(removed.values()):
         raise RecipeError(f"{args.output_dir}: accounting mismatch: read {read} != kept {kept} + removed {removed}")
-    return write_corpus_report(args, read, kept, removed, masked, threshold, probabilities, time.time() - start)
+    return write_corpus_report(args, read, kept, removed, masked, threshold, probabilities, time.time() - start,
+                               chosen_by, stage_costs(out, wall))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def kept_docs(out):
 @pytest.fixture(scope="module")
 def japanese_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ja") / "corpus"
-    (args,) = load_recipe(corpus.ARGUMENTS, TINY, output_dir=str(out), languages=["ja"])
+    (args,) = load_recipe(corpus.ARGUMENTS, TINY, output_dir=str(out), languages=["ja"], exact_dedup=True,
+                          sentence_dedup={})
     return out, corpus.main(args)
 
 
@@ -43,6 +44,13 @@ def test_japanese_recipe_against_planted_truth(japanese_run):
         for copy, orig in TRUTH[kind].items():
             family.setdefault(orig, {orig}).add(copy)
     one_kept = {orig: len(members & set(kept)) == 1 for orig, members in family.items() if orig not in english}
+    removed = {rule: {json.loads(line)["id"] for f in glob.glob(f"{out}/removed/{rule}/*.jsonl") for line in open(f)}
+               for rule in ("exact_dedup", "minhash_dedup")}
+    order = [json.loads(line)["id"] for line in open(os.path.join(DATA, "docs.jsonl"), encoding="utf-8")]
+    # the exact stage removes the later of each exact pair in file order; MinHash then sees only near-duplicates
+    assert removed["exact_dedup"] == {max(pair, key=order.index) for pair in TRUTH["exact_duplicate"].items()
+                                      if pair[1] not in english}
+    assert removed["minhash_dedup"] <= set().union(*(family[o] for o in TRUTH["near_duplicate"].values()))
     exact = [one_kept[o] for o in TRUTH["exact_duplicate"].values() if o not in english]
     near = [one_kept[o] for o in TRUTH["near_duplicate"].values()]
     assert all(exact) and sum(near) / len(near) >= 0.95
@@ -56,9 +64,18 @@ def test_japanese_recipe_against_planted_truth(japanese_run):
 
 def test_every_removal_is_auditable_and_reported(japanese_run):
     out, report = japanese_run
+    assert {"exact_dedup", "minhash_dedup", "sentence_dedup"} <= set(report["removed"])
     for rule, n in report["removed"].items():
         files = glob.glob(f"{out}/removed/{rule}/*.jsonl")
         assert sum(1 for f in files for _ in open(f, encoding="utf-8")) == n, rule
+    # sentence dedup: the kept documents it edited are audited with their original text, and lost text
+    edited = [json.loads(line) for f in glob.glob(f"{out}/edited/sentence_dedup/*.jsonl") for line in open(f)]
+    assert edited and len(edited) == report["stages"]["5_dedup_and_pii"]["edited"]
+    assert all(len(e["text"]) < len(e["metadata"]["original_text"]) for e in edited)
+    verify = report["minhash"]["verify"]
+    assert report["minhash"]["buckets"] == 14 and report["minhash"]["hashes_per_bucket"] == 8  # chosen for 0.8
+    assert 0 < verify["verified_pairs"] <= verify["comparisons"] <= verify["candidate_pairs"]
+    assert "3c_minhash_verify" in (out / "report.md").read_text(encoding="utf-8")
     assert (out / "funnel.png").stat().st_size > 0 and (out / "minhash_scurve.png").stat().st_size > 0
     assert "| kept |" in (out / "report.md").read_text(encoding="utf-8")
     assert report["examples"]["language"]
@@ -93,21 +110,33 @@ def corpus_cmd(folder, out):
             "--output_dir", str(out), "--tasks", "4"]
 
 
+def kill_after_first_task(cmd, marker, poll=0.05):
+    """Start `cmd` and SIGKILL its whole process group (helpers included, as a crash would) once a task of the stage
+    whose completion folder is `marker` has finished; returns how many of its tasks had completed."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (marker.exists() and any(marker.iterdir())):
+        time.sleep(poll)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return len(list(marker.iterdir()))
+
+
 def test_sigkill_then_rerun_gives_the_same_kept_output(tmp_path):
+    """Killed mid-way through filtering, then again mid-way through the MinHash verification (on, as in the tiny
+    recipe): the final re-run still writes exactly the reference's kept documents."""
     folder = split_input(tmp_path)
     reference = subprocess.run(corpus_cmd(folder, tmp_path / "ref"), capture_output=True, text=True, cwd=REPO)
     assert reference.returncode == 0, reference.stderr[-2000:]
-    proc = subprocess.Popen(corpus_cmd(folder, tmp_path / "killed"), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    marker = tmp_path / "killed" / "logs" / "1_filter" / "completions"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (marker.exists() and any(marker.iterdir())):
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, helpers included, as a crash would
-    proc.wait()
+    logs = tmp_path / "killed" / "logs"
+    completed_before = kill_after_first_task(corpus_cmd(folder, tmp_path / "killed"), logs / "1_filter" / "completions")
     assert not (tmp_path / "killed" / "report.json").exists()
-    completed_before = len(list(marker.iterdir()))
     assert 1 <= completed_before < 4, "the kill should land mid-way through the filtering stage"
+    verified = kill_after_first_task(corpus_cmd(folder, tmp_path / "killed"),
+                                     logs / "3c_minhash_verify" / "completions", poll=0.005)
+    assert not (tmp_path / "killed" / "report.json").exists()
+    assert 1 <= verified < 14, "the second kill should land mid-way through the verification stage"
     rerun = subprocess.run(corpus_cmd(folder, tmp_path / "killed"), capture_output=True, text=True, cwd=REPO)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert kept_docs(tmp_path / "killed") == kept_docs(tmp_path / "ref")
@@ -122,7 +151,9 @@ def test_dry_run_reads_nothing_and_writes_sbatch_scripts(tmp_path):
     (args,) = load_recipe(corpus.ARGUMENTS, config, output_dir=str(tmp_path / "out"), dry_run=True)
     assert corpus.main(args) is None
     scripts = sorted(glob.glob(str(tmp_path / "out/logs/*/launch_script.slurm")))
-    assert len(scripts) == 5
+    assert [os.path.basename(os.path.dirname(p)) for p in scripts] == [
+        "1_filter", "3a_minhash_signatures", "3b_minhash_buckets", "3c_minhash_verify", "3d_minhash_clusters",
+        "5_dedup_and_pii"]
     text = open(scripts[0]).read()
     assert "#SBATCH --partition=cpu" in text and "launch_pickled_pipeline" in text
     assert not (tmp_path / "out" / "kept").exists()

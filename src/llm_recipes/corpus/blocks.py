@@ -1,21 +1,30 @@
 """datatrove blocks that datatrove lacks for Japanese: offline language ID, Unicode normalization, Japanese quality
-rules, Japanese PII masking, character-n-gram MinHash shingles, a reader that accounts for invalid lines, a
-wrapper that applies a filter to some languages only, and fastText filtering with a local model read in place."""
+rules, Japanese PII masking, character-n-gram MinHash shingles and exact-Jaccard verification of MinHash candidates,
+counted sentence dedup, a reader that accounts for invalid lines, a wrapper that applies a filter to some languages
+only, and fastText filtering with a local model read in place."""
 
+import contextlib
+import dataclasses
 import json
 import os
 import re
 import unicodedata
+from collections import deque
 
 import numpy as np
+import xxhash
 from datatrove.io import get_datafolder
-from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.dedup.minhash import SENTINEL, MinhashDedupSignature
+from datatrove.pipeline.dedup.sentence_dedup import SentenceDedupFilter
 from datatrove.pipeline.filters import FastTextClassifierFilter
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.formatters.pii import PIIFormatter, PIIReplacer
 from datatrove.pipeline.readers import JsonlReader
-from datatrove.utils.text import simplify_text
+from datatrove.utils.hashes.xxhash import xxhash32, xxhash64
+from datatrove.utils.text import DEF_TEXT_NORM_CONFIG, simplify_text
+from datatrove.utils.typeshelper import StatHints
 
 LINGUA_CODES = {"ja": "JAPANESE", "en": "ENGLISH", "zh": "CHINESE", "ko": "KOREAN", "fr": "FRENCH", "de": "GERMAN",
                 "es": "SPANISH", "it": "ITALIAN", "pt": "PORTUGUESE", "ru": "RUSSIAN", "nl": "DUTCH", "vi": "VIETNAMESE",
@@ -236,17 +245,223 @@ class OnlyLanguages(BaseFilter):
         return self.step.filter(doc)
 
 
+def char_ngrams(text, n, norm_config=DEF_TEXT_NORM_CONFIG):
+    """The shingles of CharNgramMinhashSignature: character n-grams of the simplified text (datatrove's simplify_text:
+    lower case, punctuation and digits normalized) with its spaces removed; a text shorter than n is one shingle."""
+    text = simplify_text(text, norm_config).replace(" ", "")
+    return [text[i:i + n] for i in range(max(len(text) - n + 1, 1))]
+
+
+def jaccard(a, b):
+    """Exact Jaccard similarity of two sorted arrays of distinct shingle hashes."""
+    if len(a) > len(b):
+        a, b = b, a
+    if not len(a):
+        return 1.0 if not len(b) else 0.0
+    idx = np.searchsorted(b, a)
+    idx[idx == len(b)] = 0
+    common = int(np.count_nonzero(b[idx] == a))
+    return common / (len(a) + len(b) - common)
+
+
+XXHASH = {xxhash32: xxhash.xxh32_intdigest, xxhash64: xxhash.xxh64_intdigest}
+MERSENNE = np.uint64((1 << 61) - 1)
+
+
 class CharNgramMinhashSignature(MinhashDedupSignature):
     """MinHash signatures over character n-grams of the simplified text: no word segmentation, so Japanese (no
-    spaces) and English are shingled alike."""
+    spaces) and English are shingled alike.
+
+    With `shingles_folder`, each task also writes its documents' shingle sets (sorted distinct 64-bit hashes, the values
+    the signatures were computed from) as `<rank>.shingles` plus `<rank>.offsets` (document index -> start, as the
+    signature files number documents), so MinhashVerifyCandidates can compute exact Jaccard without re-reading text."""
 
     name = "🎯 MinHash stage 1 (character n-grams)"
 
+    def __init__(self, output_folder, config=None, language="ja", skip_existing_sigs=False, shingles_folder=None):
+        super().__init__(output_folder, config=config, language=language, skip_existing_sigs=skip_existing_sigs)
+        if shingles_folder and skip_existing_sigs:
+            raise ValueError("shingles_folder needs every document shingled: skip_existing_sigs must be False")
+        self.shingles_folder = get_datafolder(shingles_folder) if shingles_folder else None
+        self._sink = None
+
     def get_shingles(self, text):
-        text = simplify_text(text, self.config.norm_config).replace(" ", "")
-        n = self.config.n_grams
-        grams = (text[i:i + n] for i in range(max(len(text) - n + 1, 1)))
-        return np.fromiter((self._hash_func(g) for g in grams), dtype=np.uint64).reshape((-1, 1))
+        grams = char_ngrams(text, self.config.n_grams, self.config.norm_config)
+        # xxhash's own function when datatrove's hash is its thin wrapper around it (same values, less overhead);
+        # distinct hashes: the same minimum per permutation, fewer rows to permute
+        hash_func = XXHASH.get(self._hash_func, self._hash_func)
+        shingles = np.fromiter(map(hash_func, grams), dtype=np.uint64, count=len(grams))
+        shingles.sort()
+        shingles = shingles[np.r_[True, shingles[1:] != shingles[:-1]]]  # np.unique, without its extra passes
+        if self._sink is not None:  # called once per document, in document order (MinhashDedupSignature.run)
+            self._sink[0].write(shingles.astype("<u8").tobytes())
+            self._sink[1].append(self._sink[1][-1] + len(shingles))
+        return shingles.reshape((-1, 1))
+
+    def get_signature(self, shingles):
+        """datatrove's signature, value for value: min over shingles of ((a * h + b) mod 2^64) mod (2^61 - 1), with
+        the Mersenne remainder taken by shift-and-add instead of a division, in place (about 2x faster)."""
+        a, b = self.parameters
+        phv = shingles * a  # uint64 arithmetic wraps around, as in MinhashDedupSignature.get_signature
+        phv += b
+        high = phv >> np.uint64(61)
+        phv &= MERSENNE
+        phv += high  # now < 2^61 + 8: at most one subtraction of the modulus left, and rarely any
+        if phv.max() >= MERSENNE:
+            phv = np.where(phv >= MERSENNE, phv - MERSENNE, phv)
+        if self.config.hash_config.precision == 32:
+            phv = np.bitwise_and(phv, self.config.hash_config.max)
+        return phv.min(axis=0).astype(self.config.hash_config.np_dtype).reshape(self.config.num_buckets, -1).tolist()
+
+    def run(self, data, rank=0, world_size=1):
+        if self.shingles_folder is None:
+            return super().run(data, rank, world_size)
+        offsets = [0]
+        with self.shingles_folder.open(f"{rank:05d}.shingles", mode="wb") as f:
+            self._sink = (f, offsets)
+            try:
+                super().run(data, rank, world_size)
+            finally:
+                self._sink = None
+        with self.shingles_folder.open(f"{rank:05d}.offsets", mode="wb") as f:
+            f.write(np.asarray(offsets, dtype="<u8").tobytes())
+
+
+class MinhashVerifyCandidates(PipelineStep):
+    """MinHash stage between datatrove's buckets (2) and cluster (3) stages: keeps only candidate pairs whose exact
+    Jaccard similarity (on the shingle sets CharNgramMinhashSignature wrote to `shingles_folder`) is >= `threshold`.
+
+    Reads each `.dups` file MinhashDedupBuckets wrote (records `<4I`: file, doc, file, doc, where file is the signature
+    task's rank and doc the document index in it) and writes a `.dups` file of the same name and format to
+    `output_folder`, which MinhashDedupCluster then reads instead. In one bucket, the pairs datatrove writes chain the
+    documents that share that bucket's hashes (a, b), (b, c), ...; each such group is verified as a whole: every member is
+    compared with the earlier members it is not yet connected to, so the verified pairs connect exactly the documents
+    that an all-pairs check of the group would connect, while a group of k exact copies costs only k - 1 comparisons.
+    Pairs against an index (datatrove's SENTINEL file id) have no shingles here and pass through unverified. Tasks take
+    the `.dups` files round-robin (one task per bucket file is the natural sharding)."""
+
+    type = "🫂 - DEDUP"
+    name = "🎯 MinHash stage 2b (verify candidates, exact Jaccard)"
+
+    def __init__(self, input_folder, shingles_folder, output_folder, threshold=0.8):
+        super().__init__()
+        self.input_folder = get_datafolder(input_folder)
+        self.shingles_folder = get_datafolder(shingles_folder)
+        self.output_folder = get_datafolder(output_folder)
+        self.threshold = threshold
+
+    def shingle_reader(self):
+        offsets, files = {}, {}
+
+        def read(file_id, doc):
+            if file_id not in files:
+                with self.shingles_folder.open(f"{file_id:05d}.offsets", "rb") as f:
+                    offsets[file_id] = np.frombuffer(f.read(), dtype="<u8")
+                files[file_id] = self.shingles_folder.open(f"{file_id:05d}.shingles", "rb")
+            start, end = offsets[file_id][doc:doc + 2]
+            f = files[file_id]
+            f.seek(int(start) * 8)
+            return np.frombuffer(f.read(int(end - start) * 8), dtype="<u8")
+
+        return read, files
+
+    def verify_group(self, members, read):
+        members = sorted(members)
+        shingles = [read(*m) for m in members]
+        parent = list(range(len(members)))
+        for i in range(1, len(members)):
+            for j in range(i):
+                if find(parent, i) == find(parent, j):
+                    continue
+                self.stat_update("comparisons")
+                if jaccard(shingles[i], shingles[j]) >= self.threshold:
+                    parent[find(parent, i)] = find(parent, j)
+                    self.stat_update("verified_pairs")
+                    yield (*members[j], *members[i])
+
+    def run(self, data=None, rank=0, world_size=1):
+        assert data is None, "MinhashVerifyCandidates reads the buckets stage's files: no input block before it"
+        read, files = self.shingle_reader()
+        try:
+            for name in sorted(self.input_folder.list_files(glob_pattern="*.dups"))[rank::world_size]:
+                with self.track_time(unit="bucket_file"):
+                    with self.input_folder.open(name, "rb") as f:
+                        pairs = np.frombuffer(f.read(), dtype="<u4").reshape((-1, 4))
+                    self.stat_update("candidate_pairs", value=len(pairs))
+                    parent, out = {}, []
+                    for f1, d1, f2, d2 in pairs.tolist():
+                        if f1 == SENTINEL:  # a match against an index: nothing to compare with here
+                            out.append((f1, d1, f2, d2))
+                            continue
+                        parent.setdefault((f1, d1), (f1, d1))
+                        parent.setdefault((f2, d2), (f2, d2))
+                        parent[find(parent, (f1, d1))] = find(parent, (f2, d2))
+                    groups = {}
+                    for member in parent:
+                        groups.setdefault(find(parent, member), []).append(member)
+                    self.stat_update("candidate_groups", value=len(groups))
+                    for group in groups.values():
+                        out.extend(self.verify_group(group, read))
+                    with self.output_folder.open(name, "wb") as f:
+                        f.write(np.asarray(out, dtype="<u4").reshape((-1, 4)).tobytes())
+        finally:
+            for f in files.values():
+                f.close()
+
+
+def find(parent, x):
+    """Union-find root with path halving (`parent`: a list or a dict)."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+def document_text(doc) -> str:
+    """ExactDedupConfig.content_getter for exact document dedup: the document's text (module level: picklable)."""
+    return doc.text
+
+
+class SentenceDedupCounter(SentenceDedupFilter):
+    """datatrove's SentenceDedupFilter (drops every repeat of a duplicated n-sentence span found by SentenceFindDedups,
+    then documents left too short), with the accounting the corpus report needs: `dropped` counts the documents it
+    removes (only those go to `exclusion_writer`) and `edited` the kept documents that lost spans (their texts before
+    and after go to `edited_writer`, if given)."""
+
+    def __init__(self, data_folder, config=None, exclusion_writer=None, language="ja", edited_writer=None):
+        super().__init__(data_folder, config=config, language=language)
+        self.dropped_writer, self.edited_writer = exclusion_writer, edited_writer
+
+    def run(self, data, rank=0, world_size=1):
+        pending = deque()
+
+        def tap(docs):
+            for doc in docs:
+                pending.append((doc, doc.text))
+                yield doc
+
+        with contextlib.ExitStack() as stack:
+            dropped = stack.enter_context(self.dropped_writer) if self.dropped_writer else None
+            edited = stack.enter_context(self.edited_writer) if self.edited_writer else None
+
+            def drop(doc):
+                self.stat_update(StatHints.dropped)
+                if dropped:
+                    dropped.write(doc, rank)
+
+            for doc in super().run(tap(data), rank, world_size):
+                while pending[0][0] is not doc:
+                    drop(pending.popleft()[0])
+                original = pending.popleft()[1]
+                if doc.text != original:
+                    self.stat_update("edited")
+                    if edited:
+                        edited.write(dataclasses.replace(doc, metadata={**doc.metadata, "original_text": original}),
+                                     rank)
+                self.stat_update(StatHints.forwarded)
+                yield doc
+            while pending:
+                drop(pending.popleft()[0])
 
 
 class ValidatingJsonlReader(JsonlReader):

@@ -39,8 +39,9 @@ def write_slurm_scripts(stages):
     return paths
 
 
-def summarize(out, names):
-    """Counts from datatrove's per-task stats files (they survive resumed runs): read, removed per rule, PII masked."""
+def stage_totals(out):
+    """datatrove's per-task stats files (they survive resumed runs) summed: {(stage, step name): {stat: total}}, with
+    each step's seconds under "time" and each stage's completed task count under (stage, None)."""
     from datatrove.utils.stats import PipelineStats
 
     totals = {}
@@ -48,11 +49,19 @@ def summarize(out, names):
         stage = os.path.basename(os.path.dirname(os.path.dirname(f)))
         with open(f, encoding="utf-8") as fh:
             steps = PipelineStats.from_json(json.load(fh)).stats
+        totals.setdefault((stage, None), {"tasks": 0})["tasks"] += 1
         for step in steps:
+            counts = totals.setdefault((stage, step.name), {})
+            counts["time"] = counts.get("time", 0) + step.time_stats.total
             for key, value in step.stats.items():
                 total = value["total"] if isinstance(value, dict) else getattr(value, "total", value)
-                counts = totals.setdefault((stage, step.name), {})
                 counts[key] = counts.get(key, 0) + total
+    return totals
+
+
+def summarize(out, names):
+    """Counts from datatrove's per-task stats files: read, removed per rule, PII masked."""
+    totals = stage_totals(out)
 
     def count(stage, step, key):
         return int(totals.get((stage, step), {}).get(key, 0))
@@ -65,6 +74,26 @@ def summarize(out, names):
     return read, removed, masked
 
 
+VERIFY_STATS = ("candidate_pairs", "candidate_groups", "comparisons", "verified_pairs")
+
+
+def stage_costs(out, wall=None):
+    """Per stage: tasks, task-seconds (datatrove's step timers summed over tasks, all runs) and wall seconds of this
+    invocation (local executor); the verification's counts; sentence dedup's edited documents."""
+    totals = stage_totals(out)
+    stages = {}
+    for (stage, step), counts in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        row = stages.setdefault(stage, {"tasks": 0, "task_seconds": 0.0, "wall_seconds": (wall or {}).get(stage)})
+        if step is None:
+            row["tasks"] = counts["tasks"]
+            continue
+        row["task_seconds"] = round(row["task_seconds"] + counts.get("time", 0), 2)
+        for key in (*VERIFY_STATS, "edited"):
+            if key in counts:
+                row[key] = int(counts[key])
+    return stages
+
+
 def count_kept(out):
     return sum(1 for f in glob.glob(f"{out}/kept/*.jsonl") for _ in open(f, encoding="utf-8"))
 
@@ -72,6 +101,31 @@ def count_kept(out):
 def minhash_curve(buckets, rows, points=(0.7, 0.8, 0.9)):
     """LSH S-curve: P(a pair of Jaccard s shares a bucket) = 1 - (1 - s^r)^b; threshold ~ (1/b)^(1/r)."""
     return (1 / buckets) ** (1 / rows), {s: 1 - (1 - s ** rows) ** buckets for s in points}
+
+
+def scurve_areas(threshold, buckets, rows):
+    """The S-curve's false-positive area (P(candidate) over Jaccard [0, threshold]) and false-negative area
+    (1 - P(candidate) over [threshold, 1]), by scipy.integrate.quad, as text-dedup's optimal_param integrates them."""
+    from scipy.integrate import quad
+
+    def p(s):
+        return 1 - (1 - s ** rows) ** buckets
+
+    return quad(p, 0, threshold)[0], quad(lambda s: 1 - p(s), threshold, 1)[0]
+
+
+def minhash_params(threshold, num_perm, false_negative_weight, buckets=None, rows=None):
+    """buckets x rows (hashes per bucket) with buckets * rows <= num_perm minimising
+    (1 - w) * false-positive area + w * false-negative area (w = false_negative_weight), like text-dedup's
+    optimal_param; a value given is kept and only the other is searched. Returns (buckets, rows, fp area, fn area)."""
+    best = None
+    for b in [buckets] if buckets else range(1, num_perm + 1):
+        for r in [rows] if rows else range(1, num_perm // b + 1):
+            fp, fn = scurve_areas(threshold, b, r)
+            error = (1 - false_negative_weight) * fp + false_negative_weight * fn
+            if best is None or error < best[0]:
+                best = (error, b, r, fp, fn)
+    return best[1:]
 
 
 def removed_examples(out, rule, k=2):
@@ -108,43 +162,67 @@ def plot_funnel(path, read, removed):
     plt.close(fig)
 
 
-def plot_scurve(path, buckets, rows):
+def plot_scurve(path, buckets, rows, threshold=None, chosen_by=None):
+    """The LSH S-curve of buckets x rows; with `threshold`, its false-positive / false-negative areas shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = [i / 100 for i in range(101)]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(xs, [1 - (1 - s ** rows) ** buckets for s in xs])
-    ax.axvline((1 / buckets) ** (1 / rows), color="gray", linestyle="--", label="threshold (1/b)^(1/r)")
+    xs = [i / 200 for i in range(201)]
+    ps = [1 - (1 - s ** rows) ** buckets for s in xs]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(xs, ps, color="#4c72b0", label=f"b={buckets} x r={rows}" + (f" ({chosen_by})" if chosen_by else ""))
+    ax.axvline((1 / buckets) ** (1 / rows), color="gray", linestyle=":", label="(1/b)^(1/r)")
+    if threshold is not None:
+        below = [x <= threshold for x in xs]
+        ax.fill_between(xs, ps, 0, where=below, color="#dd8452", alpha=0.3, label="false-positive area")
+        ax.fill_between(xs, ps, 1, where=[not b for b in below], color="#c44e52", alpha=0.3,
+                        label="false-negative area")
+        ax.axvline(threshold, color="black", linestyle="--", label=f"Jaccard threshold {threshold}")
     ax.set_xlabel("Jaccard similarity")
-    ax.set_ylabel("P(detected as duplicate)")
-    ax.set_title(f"MinHash LSH, b={buckets} buckets x r={rows} hashes")
-    ax.legend(loc="lower right")
+    ax.set_ylabel("P(candidate pair)")
+    ax.set_title(f"MinHash LSH: {buckets} buckets x {rows} hashes")
+    ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_corpus_report(args, read, kept, removed, masked, threshold, probabilities, wall_time_s):
+def write_corpus_report(args, read, kept, removed, masked, threshold, probabilities, wall_time_s, chosen_by=None,
+                        stages=None):
     out = args.output_dir.rstrip("/")
+    stages = stages or {}
     examples = {rule: removed_examples(out, rule) for rule, n in removed.items() if n}
     table = markdown_table(["documents", "count", "share of read"],
                            [["read", read, "100%"], *[[f"removed: {rule}", n, f"{n / max(read, 1):.1%}"]
                                                       for rule, n in removed.items()],
                             ["kept", kept, f"{kept / max(read, 1):.1%}"]])
+    cost = markdown_table(["stage", "tasks", "task-seconds", "wall seconds", "notes"], [
+        [name, row["tasks"], row["task_seconds"], "" if row["wall_seconds"] is None else row["wall_seconds"],
+         ", ".join(f"{k} {row[k]}" for k in (*VERIFY_STATS, "edited") if k in row)] for name, row in stages.items()])
     masked_line = ", ".join(f"{k} {v}" for k, v in masked.items() if v) or "none"
+    verify = stages.get("3c_minhash_verify")
     lines = [f"# Corpus report: {args.input_path}", "", table, "", f"PII masked (documents): {masked_line}", "",
-             f"MinHash: {args.minhash_buckets} buckets x {args.minhash_hashes_per_bucket} hashes, "
-             f"{args.minhash_ngrams}-gram {args.minhash_shingles}; threshold ~ {threshold:.3f}", "", "## Examples"]
+             f"MinHash: {args.minhash_buckets} buckets x {args.minhash_hashes_per_bucket} hashes ({chosen_by}), "
+             f"{args.minhash_ngrams}-gram {args.minhash_shingles}; S-curve midpoint ~ {threshold:.3f}; "
+             + (f"candidate pairs verified by exact Jaccard >= {args.minhash_threshold}: {verify.get('candidate_pairs', 0)}"
+                f" candidate pairs, {verify.get('comparisons', 0)} comparisons, {verify.get('verified_pairs', 0)} kept"
+                if verify else "no verification (datatrove's plain LSH)"),
+             "", "## Cost per stage", "", cost, "", "## Examples"]
     for rule, items in examples.items():
         lines += [f"- **{rule}**: " + " | ".join(f"`{e['id']}` ({e['reason']}) {e['text']}" for e in items)]
     with open(f"{out}/report.md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     plot_funnel(f"{out}/funnel.png", read, removed)
-    plot_scurve(f"{out}/minhash_scurve.png", args.minhash_buckets, args.minhash_hashes_per_bucket)
-    print("\n" + table + f"\nPII masked (documents): {masked_line}\nreport: {out}/report.md, {out}/funnel.png")
+    plot_scurve(f"{out}/minhash_scurve.png", args.minhash_buckets, args.minhash_hashes_per_bucket,
+                args.minhash_threshold, chosen_by)
+    print("\n" + table + f"\nPII masked (documents): {masked_line}\n\n" + cost
+          + f"\nreport: {out}/report.md, {out}/funnel.png, {out}/minhash_scurve.png")
     return write_report(args.output_dir, "corpus", {
-        "read": read, "kept": kept, "removed": removed, "masked": masked, "examples": examples,
-        "minhash": {"threshold": threshold, "p_detect": probabilities}}, wall_time_s=wall_time_s)
+        "read": read, "kept": kept, "removed": removed, "masked": masked, "examples": examples, "stages": stages,
+        "minhash": {"buckets": args.minhash_buckets, "hashes_per_bucket": args.minhash_hashes_per_bucket,
+                    "chosen_by": chosen_by, "verify_threshold": args.minhash_threshold if args.minhash_verify else None,
+                    "threshold": threshold, "p_detect": probabilities,
+                    **({"verify": {k: verify.get(k, 0) for k in VERIFY_STATS}} if verify else {})}},
+        wall_time_s=wall_time_s)
