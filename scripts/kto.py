@@ -45,8 +45,8 @@ def held_out_rewards(trainer, eval_pairs, training_args, tokenizer):
                        max_length=training_args.max_length, report_to=[], seed=training_args.seed,
                        per_device_eval_batch_size=training_args.per_device_eval_batch_size,
                        use_cpu=training_args.use_cpu, bf16=training_args.bf16, activation_checkpointing=False)
-    evaluator = DPOTrainer(model=trainer.model, ref_model=trainer.ref_model, args=config, eval_dataset=eval_pairs,
-                           processing_class=tokenizer)
+    evaluator = DPOTrainer(model=trainer.model, ref_model=trainer.ref_model, args=config, train_dataset=eval_pairs,
+                           eval_dataset=eval_pairs, processing_class=tokenizer)  # DPOTrainer needs a train set: unused
     m = evaluator.evaluate()
     return {"eval_pairs": len(eval_pairs), "reward_accuracy": m.get("eval_rewards/accuracies"),
             "reward_margin": m.get("eval_rewards/margins")}

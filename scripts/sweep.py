@@ -202,8 +202,11 @@ def main(argv=None):
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
         f.write(report_md)
     write_json_atomic(os.path.join(out, "sweep.json"), {
-        "sweep": args.sweep, "commit": commit, "seeds": seeds, "points": summary, "claims": results,
-        "wall_time_s": round(time.time() - start, 1), "plot_note": extra})
+        "sweep": args.sweep, "commit": commit, "seeds": seeds, "label_keys": label_keys, "metric_keys": metric_keys,
+        "plot_metric": (spec.get("plot") or {}).get("value" if (spec.get("plot") or {}).get("kind") == "heatmap"
+                                                    else "y"),
+        "points": summary, "claims": results, "wall_time_s": round(time.time() - start, 1),
+        "runs_wall_time_s": round(sum(r["wall_time_s"] or 0 for r in rows), 1), "plot_note": extra})
     print(f"\n## Sweep {args.sweep} ({len(runs)} runs, {time.time() - start:.0f}s)\n\n{table}\n{extra}\n{fit}\n"
           + (f"\n## Verdicts (computed from paired seeds)\n\n{verdicts}" if results else ""))
     return rows
