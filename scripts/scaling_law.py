@@ -182,27 +182,35 @@ def interval(value, low, high, digits=3):
     return f"{value:.{digits}g} [{low:.{digits}g}, {high:.{digits}g}]" if low is not None else f"{value:.{digits}g}"
 
 
-def ratio_comparison(optimal, low, high):
+def ratio_comparison(optimal, low, high, n):
     """How far the fitted tokens per parameter is from ~20, computed, with the reasons that apply at this scale."""
     ratio = optimal["tokens_per_parameter"]
     at = f"C = {optimal['flops']:.3g} FLOPs"
     published = {name: compute_optimal(law, optimal["flops"])["tokens_per_parameter"] for name, law in
                  PUBLISHED.items()}
+    if low is None:
+        where = "(no bootstrap: run with --bootstrap 200 for an interval)."
+    else:
+        where = "the 95 % interval includes 20" if low <= 20 <= high else "the 95 % interval excludes 20"
+        spread = np.log10(high / low) if low > 0 else float("inf")
+        where += f"; it spans {spread:.1f} orders of magnitude" + \
+            (", so this grid does not pin the ratio down." if spread > 1 else ".")
     lines = [f"At {at} (the largest compute among the runs) the fit's compute-optimal ratio is "
              f"{interval(ratio, low, high)} tokens per parameter, {ratio / 20:.2g} times the ~20 of Chinchilla's rule "
-             f"of thumb; " + ("the 95 % interval includes 20." if low is not None and low <= 20 <= high else
-                              "the 95 % interval excludes 20." if low is not None else "(no bootstrap).")]
+             f"of thumb; {where}"]
     lines.append("The published laws extrapolated to the same compute give " +
                  ", ".join(f"{name} {r:.3g}" for name, r in published.items()) +
                  " tokens per parameter (the ratio moves with compute as C^((alpha - beta)/(alpha + beta)) whenever "
                  "alpha != beta, so a law's ratio at this tiny compute need not be 20).")
-    lines.append("Why a ratio far from 20 is expected here: the runs are ~1e5-parameter models at ~1e11-1e12 FLOPs, "
-                 "nine to twelve orders of magnitude below the range Chinchilla fitted (and the fitted exponents "
-                 "need not carry over); N counts parameters as the sweep's n_key says (non-embedding parameters for "
-                 "the scaling-law recipe, while the embedding matrix is a large share of these models); the largest "
-                 "budgets approach or exceed one epoch of a small corpus, so extra tokens are partly repeats, which "
-                 "are worth less than fresh data (Muennighoff et al. 2023); each budget's cosine schedule is short; "
-                 "and a 12-cell grid pins alpha and beta loosely, which the interval shows.")
+    below = np.log10(1e18 / optimal["flops"])
+    lines.append(f"Why a ratio far from 20 is expected here: the runs are {min(n):.2g}-{max(n):.2g}-parameter models "
+                 f"at up to {optimal['flops']:.2g} FLOPs, about {below:.0f} orders of magnitude below Chinchilla's "
+                 "runs (~1e18-1e22 FLOPs, 70M-16B parameters), and the exponents fitted there need not carry over; N "
+                 "is what n_key says (non-embedding parameters in recipes/scaling-law, while the embedding matrix is "
+                 "a large share of these models); each budget's cosine schedule is a few dozen steps, so warm-up and "
+                 "decay weigh more than at scale; on a small corpus larger budgets repeat data, and repeated tokens are "
+                 "worth less than fresh ones (Muennighoff et al. 2023); and a 12-cell grid pins alpha and beta "
+                 "loosely, which the intervals show.")
     return "\n\n".join(lines)
 
 
@@ -258,7 +266,7 @@ def main(argv=None):
     opt_table = markdown_table(["FLOPs", "N_opt", "D_opt", "tokens/parameter", *(f"{k} tokens/parameter"
                                                                                for k in PUBLISHED)], opt_rows)
     first_iv = optimal[0].get("intervals", {}).get("tokens_per_parameter", (None, None))
-    comparison = ratio_comparison(optimal[0], *first_iv)
+    comparison = ratio_comparison(optimal[0], *first_iv, n)
     markdown = (f"## Scaling-law fit ({len(rows)} runs; N = {args.n_key}, D = {args.d_key}, L = {args.loss_key}"
                 f"{f'; {args.bootstrap} bootstrap resamples' if args.bootstrap else ''})\n\n"
                 f"L(N, D) = E + A/N^alpha + B/D^beta\n\n{fit_table}\n\nCompute-optimal allocation (C = 6 N D):\n\n"
