@@ -25,7 +25,8 @@ BEGIN, END = "<!-- research-tables:begin -->", "<!-- research-tables:end -->"
 
 def sweep_files(root="."):
     """Study sweeps: sweep files whose spec has claims."""
-    files = sorted(glob.glob(os.path.join(root, "recipes", "*", "sweep*.yaml")))
+    files = sorted((os.path.normpath(f) for f in glob.glob(os.path.join(root, "recipes", "*", "sweep*.yaml"))),
+                   key=lambda f: (os.path.dirname(f), os.path.basename(f) != "sweep.yaml", f))  # sweep.yaml first
     return [f for f in files if (load_yaml(f) or {}).get("claims") or (load_yaml(f) or {}).get("claim")]
 
 

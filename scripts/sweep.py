@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import subprocess
+import sys
 import time
 
 import yaml
@@ -110,17 +111,17 @@ def git_commit():
 
 
 def fit_section(spec, out):
-    """scripts/scaling_law.py on the per-seed rows, as the sweep file's `scaling_law:` asks."""
-    from llm_recipes.scripts import scaling_law
-
+    """scripts/scaling_law.py on the per-seed rows, as the sweep file's `scaling_law:` asks (its own process, as the
+    stage scripts run)."""
     fit = spec["scaling_law"]
-    argv = [os.path.join(out, "results.jsonl")]
+    argv = [sys.executable, script_path("scaling_law"), os.path.join(out, "results.jsonl")]
     for key in ("n_key", "d_key", "loss_key", "bootstrap", "grid"):
         if key in fit:
             argv += [f"--{key}", str(fit[key])]
     if fit.get("budget"):
         argv += ["--budget", *map(str, fit["budget"])]
-    scaling_law.main(argv)
+    if subprocess.call(argv) != 0:
+        raise RecipeError(f"scaling_law: the fit on {argv[2]} failed (its message is above)")
     with open(os.path.join(out, "scaling_law.md"), encoding="utf-8") as f:
         return f.read()
 
