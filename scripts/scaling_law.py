@@ -151,7 +151,7 @@ def plot_contours(path, n, d, loss, law):
     import matplotlib.pyplot as plt
 
     ns = np.geomspace(min(n) / 3, max(n) * 3, 120)
-    ds = np.geomspace(min(d) / 3, max(d) * 3, 120)
+    ds = np.geomspace(min(d) / 3, max(max(d) * 3, 120 * ns[0]), 120)  # tall enough to show D = 20 N and the frontiers
     grid_n, grid_d = np.meshgrid(ns, ds)
     fitted = law["E"] + law["A"] / grid_n ** law["alpha"] + law["B"] / grid_d ** law["beta"]
     fig, ax = plt.subplots(figsize=(7, 5))
