@@ -203,7 +203,7 @@ def ratio_comparison(optimal, low, high, n):
                  " tokens per parameter (the ratio moves with compute as C^((alpha - beta)/(alpha + beta)) whenever "
                  "alpha != beta, so a law's ratio at this tiny compute need not be 20).")
     below = np.log10(1e18 / optimal["flops"])
-    lines.append(f"Why a ratio far from 20 is expected here: the runs are {min(n):.2g}-{max(n):.2g}-parameter models "
+    lines.append(f"Why the ratio need not be near 20 here: the runs are {min(n):.2g}-{max(n):.2g}-parameter models "
                  f"at up to {optimal['flops']:.2g} FLOPs, about {below:.0f} orders of magnitude below Chinchilla's "
                  "runs (~1e18-1e22 FLOPs, 70M-16B parameters), and the exponents fitted there need not carry over; N "
                  "is what n_key says (non-embedding parameters in recipes/scaling-law, while the embedding matrix is "
