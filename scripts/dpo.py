@@ -5,7 +5,8 @@ TRL offers; full fine-tuning or LoRA (then the reference model is the adapter-di
     python scripts/dpo.py --config recipes/tiny/dpo.yaml --loss_type ipo --use_peft true
 
 Data: `prompt`/`chosen`/`rejected` (plain or conversational) or Anthropic HH transcripts (`chosen`/`rejected` strings),
-detected by columns; `dataset_mixture` mixes sources with weights. `precompute_ref_log_probs: true` computes the
+detected by columns; `dataset_mixture` mixes sources with weights (a fraction is a prefix of one shuffled order per
+source, `subset_seed`, so 20 % of the pairs lie inside 40 %). `precompute_ref_log_probs: true` computes the
 reference log-probabilities once. Re-running resumes from the last checkpoint. The report gives the reward accuracy and
 margin (chosen vs rejected implicit reward), on held-out pairs when `eval_dataset_name` is set.
 """
@@ -84,7 +85,7 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
                                   training_args)
     convert = lambda ds, src: for_preference(ds, src, args.on_bad_record)  # noqa: E731
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture, convert,
-                                         training_args.seed)
+                                         training_args.seed, args.subset_seed)
     eval_dataset = convert(load_records(args.eval_dataset_name), args.eval_dataset_name)[0] \
         if args.eval_dataset_name else None
 

@@ -103,6 +103,25 @@ def test_kto_on_plain_and_hh_data(model_dir, tmp_path, source):
     args.dataset_mixture = None
     report = kto.main(args, training_args, model_args)
     assert report["steps"] == 2 and report["examples"] == 150
+    # held-out pairs scored as DPO scores them (implicit reward against the same reference): a comparison row
+    assert report["eval_pairs"] == 45 and 0 <= report["reward_accuracy"] <= 1 and report["reward_margin"] is not None
+
+
+def test_fractions_of_a_source_are_nested_prefixes_of_one_shuffled_order():
+    from llm_recipes.data import load_sources
+
+    path = os.path.join(DATA, "dpo.jsonl")
+
+    def prompts(weight, seed, subset_seed=None):
+        ds, _, _ = load_sources(None, "train", [{"path": path, "weight": weight}], lambda d, n: for_preference(d, n),
+                                seed, subset_seed)
+        return {json.dumps(r["prompt"], ensure_ascii=False) + json.dumps(r["chosen"], ensure_ascii=False) for r in ds}
+
+    sizes = [prompts(w, seed=3) for w in (0.2, 0.4, 0.6, 0.8, 1.0)]
+    assert [len(s) for s in sizes] == [15, 30, 45, 60, 75]
+    assert all(small < large for small, large in zip(sizes, sizes[1:]))  # 20 % inside 40 % inside ... inside 100 %
+    assert prompts(0.2, seed=4) != sizes[0]  # another seed draws other (nested) subsets
+    assert prompts(0.2, seed=4, subset_seed=3) == sizes[0]  # unless subset_seed fixes the order
 
 
 def test_lora_dpo_changes_the_adapter_and_leaves_the_base_untouched(model_dir, tmp_path):
@@ -134,17 +153,23 @@ def test_lora_dpo_changes_the_adapter_and_leaves_the_base_untouched(model_dir, t
 
 def test_data_efficiency_sweep_writes_one_row_per_point(model_dir, tmp_path):
     result = run_script("scripts/sweep.py", "recipes/dpo-data-efficiency/sweep.yaml", "--output_dir", str(tmp_path),
-                        "--only", "mixed_20,mixed_100,qa_only", "--launcher", "python",
+                        "--only", "mixed_20,mixed_100,kto_mixed_100", "--launcher", "python", "--seeds", "0",
                         "--set", f"model_name_or_path={model_dir}", "--set", "max_steps=2",
                         "--set", "num_train_epochs=1")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in open(tmp_path / "results.jsonl")]
-    assert [(r["name"], r["fraction"], r["source"]) for r in rows] == [
-        ("mixed_20", 0.2, "mixed"), ("mixed_100", 1.0, "mixed"), ("qa_only", 1.0, "qa")]
-    assert rows[0]["pairs"] == 30 and rows[1]["pairs"] == 150 and all(r["reward_accuracy"] is not None for r in rows)
-    assert (tmp_path / "sweep.png").stat().st_size > 0 and "best reward_accuracy" in (tmp_path / "report.md").read_text()
-    assert yaml.safe_load(open(tmp_path / "qa_only.yaml"))["dataset_mixture"] == [
-        {"path": "recipes/tiny/data/dpo.jsonl", "weight": 1.0}]
+    assert [(r["name"], r["seed"], r["fraction"], r["source"], r["method"]) for r in rows] == [
+        ("mixed_20", 0, 0.2, "mixed", "dpo"), ("mixed_100", 0, 1.0, "mixed", "dpo"),
+        ("kto_mixed_100", 0, 1.0, "mixed", "kto")]
+    assert rows[0]["pairs"] == 30 and rows[1]["pairs"] == 150 and rows[2]["examples"] == 300
+    assert all(r["reward_accuracy"] is not None for r in rows)  # KTO scored on the same held-out pairs
+    report = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "sweep.png").stat().st_size > 0 and "best reward_accuracy" in report
+    # one seed proves nothing: the claims are computed and say so; the claim on points not run says "not run"
+    assert "more preference data helps" in report and "-> **inconclusive**" in report and ": not run" in report
+    assert yaml.safe_load(open(tmp_path / "mixed_20-seed0.yaml"))["dataset_mixture"] == [
+        {"path": "recipes/tiny/data/dpo.jsonl", "weight": 0.2}, {"path": "recipes/tiny/data/dpo_hh.jsonl", "weight": 0.2}]
+    assert yaml.safe_load(open(tmp_path / "kto_mixed_100-seed0.yaml"))["eval_dataset_name"].endswith("dpo_eval.jsonl")
 
 
 @pytest.mark.parametrize("module, config", [(sft, "recipes/sft-ja-dolly-lora/sft.yaml"),

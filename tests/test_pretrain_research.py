@@ -13,26 +13,38 @@ from llm_recipes.training.blocks import pack
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Chinchilla's published fit
 
 
-def synthetic(noise=0.002, seed=0):
+def synthetic(noise=0.002, seed=0, repeats=1):
     rng = np.random.default_rng(seed)
-    n = np.repeat(np.geomspace(1e6, 1e9, 6), 4)
-    d = np.tile(np.geomspace(1e8, 1e11, 4), 6)
+    n = np.repeat(np.geomspace(1e6, 1e9, 6), 4 * repeats)
+    d = np.tile(np.geomspace(1e8, 1e11, 4), 6 * repeats)
     loss = TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
     return n, d, loss * np.exp(rng.normal(0, noise, loss.shape))
 
 
-def test_scaling_law_fit_recovers_known_parameters(tmp_path):
-    n, d, loss = synthetic()
+def test_scaling_law_fit_recovers_known_parameters_inside_its_bootstrap_intervals(tmp_path):
+    """Noisy synthetic runs (1 % noise on the loss, as seeds give) from Chinchilla's law: the fit lands near the truth
+    and the bootstrap's reported 95 % intervals hold the true alpha, beta, E and compute-optimal tokens/parameter."""
+    n, d, loss = synthetic(noise=0.01)
     path = tmp_path / "results.jsonl"
     path.write_text("".join(json.dumps({"parameters": a, "tokens_seen": b, "eval_loss": c}) + "\n"
                             for a, b, c in zip(n, d, loss)))
-    law, optimal = scaling_law.main([str(path), "--budget", "1e21"])
+    law, optimal = scaling_law.main([str(path), "--budget", "1e21", "--bootstrap", "200"])
     assert law["alpha"] == pytest.approx(TRUE["alpha"], abs=0.03) and law["beta"] == pytest.approx(TRUE["beta"], abs=0.03)
     assert law["E"] == pytest.approx(TRUE["E"], rel=0.05)
+    saved = json.loads((tmp_path / "scaling_law.json").read_text())
+    assert saved["bootstrap_resamples"] == 200
+    for key in ("alpha", "beta", "E"):
+        low, high = saved["intervals"][key]
+        assert low < TRUE[key] < high and low < law[key] < high, (key, low, high)
     truth = scaling_law.compute_optimal(TRUE, 1e21)
-    assert optimal[0]["parameters"] == pytest.approx(truth["parameters"], rel=0.15)
-    assert optimal[0]["parameters"] * optimal[0]["tokens"] * 6 == pytest.approx(1e21)
-    assert (tmp_path / "scaling_law.png").stat().st_size > 0 and (tmp_path / "scaling_law.json").exists()
+    at_budget = optimal[1]  # optimal[0] is the runs' own largest compute
+    assert at_budget["flops"] == 1e21 and at_budget["parameters"] * at_budget["tokens"] * 6 == pytest.approx(1e21)
+    low, high = at_budget["intervals"]["tokens_per_parameter"]
+    assert low < truth["tokens_per_parameter"] < high
+    assert optimal[0]["flops"] == pytest.approx(6 * 1e9 * 1e11)
+    assert (tmp_path / "scaling_law_contours.png").stat().st_size > 0 and (tmp_path / "scaling_law.png").exists()
+    report = (tmp_path / "scaling_law.md").read_text()
+    assert "Chinchilla (Hoffmann 2022)" in report and "Epoch (Besiroglu 2024)" in report and "times the ~20" in report
 
 
 def test_scaling_law_needs_enough_points(tmp_path):
@@ -40,6 +52,11 @@ def test_scaling_law_needs_enough_points(tmp_path):
     path.write_text(json.dumps({"parameters": 1, "tokens_seen": 1, "eval_loss": 1}) + "\n")
     with pytest.raises(Exception, match="at least 5"):
         scaling_law.main([str(path)])
+    n, d, loss = synthetic()
+    path.write_text("".join(json.dumps({"parameters": a, "tokens_seen": b, "eval_loss": c}) + "\n"
+                            for a, b, c in zip(n, d, loss)))
+    with pytest.raises(Exception, match="at least 200 resamples"):
+        scaling_law.main([str(path), "--bootstrap", "50"])
 
 
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")

@@ -11,6 +11,8 @@ from llm_recipes.config import fill_placeholders, parse, recipe_context
 from llm_recipes.runner import script_path
 
 RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "recipe.yaml")))
+SWEEPS = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "sweep*.yaml")))
+STUDIES = ["depth-width-sweep", "arch-ablation", "hparam-sweep", "dpo-data-efficiency", "scaling-law"]
 
 
 def stage_module(script):
@@ -42,29 +44,43 @@ def test_recipe_stages_parse(recipe, tmp_path):
 def test_every_stage_yaml_belongs_to_a_recipe():
     listed = {os.path.join(os.path.dirname(r), s["config"]) for r in RECIPES
               for s in yaml.safe_load(open(r, encoding="utf-8"))["stages"]}
-    for sweep_file in glob.glob(os.path.join(REPO, "recipes", "*", "sweep.yaml")):  # a sweep's base recipe
-        base = yaml.safe_load(open(sweep_file, encoding="utf-8"))["base_config"]
-        listed.add(os.path.join(os.path.dirname(sweep_file), base))
+    for sweep_file in SWEEPS:  # a sweep's base recipe, and other points' base recipes
+        spec = yaml.safe_load(open(sweep_file, encoding="utf-8"))
+        for base in [spec["base_config"], *(p["base_config"] for p in spec.get("points", []) if "base_config" in p)]:
+            listed.add(os.path.join(os.path.dirname(sweep_file), base))
     for path in glob.glob(os.path.join(REPO, "recipes", "*", "*.yaml")):
-        assert path.endswith(("recipe.yaml", "sweep.yaml")) or path in listed, f"{path} is not a stage of its recipe"
+        assert path.endswith("recipe.yaml") or path in SWEEPS or path in listed, f"{path} is not a stage of its recipe"
 
 
-@pytest.mark.parametrize("sweep_file", sorted(glob.glob(os.path.join(REPO, "recipes", "*", "sweep.yaml"))),
-                         ids=lambda p: os.path.basename(os.path.dirname(p)))
+@pytest.mark.parametrize("sweep_file", SWEEPS, ids=lambda p: "/".join(p.split(os.sep)[-2:]))
 def test_every_sweep_point_parses(sweep_file, tmp_path):
+    """Every point of every sweep (each with its own script and base recipe) parses; a study's claims name its points
+    and it runs at least 3 seeds."""
+    from llm_recipes.reporting.sweep import parse_claims
     from llm_recipes.scripts import sweep
 
-    context = recipe_context(os.path.dirname(sweep_file))
+    folder = os.path.dirname(sweep_file)
+    context = recipe_context(folder)
     spec = fill_placeholders(yaml.safe_load(open(sweep_file, encoding="utf-8")), context, sweep_file)
-    base = fill_placeholders(yaml.safe_load(open(os.path.join(os.path.dirname(sweep_file), spec["base_config"]),
-                                                 encoding="utf-8")), context, sweep_file)
-    module = stage_module(spec["script"])
-    plan = sweep.plan_points(spec, sweep.expand_points(spec), base, spec.get("set") or {}, str(tmp_path), sweep_file)
+    base = fill_placeholders(yaml.safe_load(open(os.path.join(folder, spec["base_config"]), encoding="utf-8")),
+                             context, sweep_file)
+    points = sweep.expand_points(spec)
+    plan = sweep.plan_points(spec, points, base, spec.get("set") or {}, str(tmp_path), sweep_file, folder, context)
     assert len(plan) >= 2 and spec["plot"]["kind"] in ("line", "heatmap", "bar")  # every sweep writes a PNG
-    for name, _, config in plan:
+    for name, _, config, script in plan:
         path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-        parse(module.ARGUMENTS, ["--config", str(path)])
+        path.write_text(yaml.safe_dump({**config, "seed": 0}, allow_unicode=True), encoding="utf-8")
+        parse(stage_module(script).ARGUMENTS, ["--config", str(path)])
+    if os.path.basename(folder) in STUDIES:
+        labels = [(p["name"], p.get("vars") or {k: v for k, v in p.items() if k in (spec.get("grid") or {})})
+                  for p in points]
+        assert parse_claims(spec, labels, sweep_file) and len(spec["seeds"]) >= 3, sweep_file
+
+
+def test_every_study_has_a_real_japanese_variant_or_is_one():
+    for study in ("depth-width-sweep", "arch-ablation", "hparam-sweep", "scaling-law"):
+        texts = [open(p, encoding="utf-8").read() for p in glob.glob(os.path.join(REPO, "recipes", study, "*.yaml"))]
+        assert any("{recipe_dir}/../../data/jglue-v1.3/ja_wikipedia_paragraphs.jsonl" in t for t in texts), study
 
 
 def test_sweep_label_that_disagrees_with_the_point_fails_before_any_run(tmp_path):

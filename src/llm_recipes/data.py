@@ -139,10 +139,12 @@ def iter_texts(path, text_key="text", limit=None, config_name=None):
             yield record[text_key]
 
 
-def load_sources(dataset_name, split, mixture, convert, seed=0):
+def load_sources(dataset_name, split, mixture, convert, seed=0, subset_seed=None):
     """One dataset, or a mixture [{path, weight, split}] where each source is converted on its own (sources may use
-    different formats) and kept at `weight` times its size (a fraction subsamples, above 1 repeats). `convert(ds,
-    name)` returns (dataset, bad_record_count). Returns (dataset, bad_record_count, per-source sizes)."""
+    different formats) and kept at `weight` times its size (a fraction subsamples, above 1 repeats). A fraction is a
+    prefix of one shuffled order of its source (`subset_seed`, default `seed`), so with the same subset_seed the
+    subsets are nested: 20 % is inside 40 %, ..., inside 100 %. `convert(ds, name)` returns (dataset,
+    bad_record_count). Returns (dataset, bad_record_count, per-source sizes)."""
     import datasets
 
     if not dataset_name and not mixture:
@@ -157,7 +159,8 @@ def load_sources(dataset_name, split, mixture, convert, seed=0):
         whole, fraction = int(weight), weight - int(weight)
         picked = [ds] * whole
         if fraction:
-            picked.append(ds.shuffle(seed=seed).select(range(round(len(ds) * fraction))))
+            order = ds.shuffle(seed=seed if subset_seed is None else subset_seed)
+            picked.append(order.select(range(round(len(ds) * fraction))))
         part = datasets.concatenate_datasets(picked) if len(picked) > 1 else picked[0]
         parts.append(part)
         bad += n_bad

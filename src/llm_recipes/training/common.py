@@ -21,6 +21,8 @@ class DataArguments:
     dataset_split: str = "train"
     dataset_mixture: list[dict] | None = dataclasses.field(default=None, metadata={
         "help": "[{path, weight (fraction kept, may exceed 1 to repeat), split}] instead of dataset_name"})
+    subset_seed: int | None = dataclasses.field(default=None, metadata={
+        "help": "the shuffled order a fractional weight takes a prefix of (default: seed): nested subsets"})
     on_bad_record: str = dataclasses.field(default="error", metadata={
         "help": "error | drop (counted, with an example)"})
     allow_pickle_weights: bool = dataclasses.field(default=False, metadata={

@@ -3,7 +3,8 @@
 SFT: `messages` (conversational) | `prompt`/`completion` | Dolly (`instruction`/`context`/`response`).
 Preference: `prompt`/`chosen`/`rejected` (plain or conversational) | Anthropic HH transcripts (`chosen`/`rejected`
 strings with "\\n\\nHuman:" / "\\n\\nAssistant:" turns -> shared conversational prompt + chosen / rejected replies).
-KTO: unpaired `prompt`/`completion`/`label`; paired preference data is unrolled (chosen -> True, rejected -> False).
+KTO: unpaired `prompt`/`completion`/`label`; paired preference data is unpaired by TRL's `unpair_preference_dataset`
+(chosen -> True, rejected -> False).
 
 Bad records (chosen == rejected, an empty reply, a conversation not ending with an assistant turn) are counted and
 shown with an example, then handled by the recipe's `on_bad_record` rule: `error` (stop, the default) or `drop`.
@@ -113,12 +114,10 @@ def for_preference(dataset, name, rule="error"):
 def for_kto(dataset, name, rule="error"):
     fmt = detect(dataset.column_names, name)
     if fmt in ("preference", "hh"):
-        import datasets
+        from trl.data_utils import unpair_preference_dataset
 
-        pairs, _ = for_preference(dataset, name, rule)
-        rows = [r for p in pairs for r in ({"prompt": p["prompt"], "completion": p["chosen"], "label": True},
-                                           {"prompt": p["prompt"], "completion": p["rejected"], "label": False})]
-        return datasets.Dataset.from_list(rows), 0
+        pairs, bad = for_preference(dataset, name, rule)
+        return unpair_preference_dataset(pairs), bad
     if fmt != "kto":
         raise RecipeError(f"{name}: {fmt} data has no prompt/completion/label (or chosen/rejected) records")
     return clean(dataset, fmt, name, rule)
