@@ -78,7 +78,8 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
                           "chat_template_path")
     name = args.dataset_name or "dataset_mixture"
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture,
-                                         lambda ds, src: for_sft(ds, src, args.on_bad_record), training_args.seed)
+                                         lambda ds, src: for_sft(ds, src, args.on_bad_record), training_args.seed,
+                                         args.subset_seed)
     dataset, too_long = handle_too_long(dataset, tokenizer, training_args.max_length, args.on_too_long, name)
     collator, callbacks = None, []
     if args.batch_layout:
