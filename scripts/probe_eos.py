@@ -98,11 +98,9 @@ def check_loss_tokens(reports, runs):
 
 
 def plot(results, losses, output_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = subplots(figsize=(6.5, 4))
     for i, (name, rows) in enumerate(results.items()):
         steps = [r["step"] for r in rows]
         ax.plot(steps, [r["p_eos"] for r in rows], "-o", color=f"C{i}", label=f"{name}: fact before [EOS]")
@@ -113,7 +111,7 @@ def plot(results, losses, output_dir):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "probe.png"), dpi=120)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = subplots(1, 3, figsize=(13, 3.8))
     for i, (name, rows) in enumerate(results.items()):
         axes[0].plot(*zip(*losses[name]), color=f"C{i}", label=name)
         for ax, key in zip(axes[1:], ("eval_loss", "eval_accuracy")):
@@ -124,7 +122,6 @@ def plot(results, losses, output_dir):
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "training.png"), dpi=120)
-    plt.close("all")
 
 
 def main(args: ProbeArguments):

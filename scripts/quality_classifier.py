@@ -110,15 +110,13 @@ def metrics_at(scores, labels, threshold):
 
 
 def plot_pr(path, scores, labels, threshold):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import precision_recall_curve
+
+    from llm_recipes.reporting.plots import subplots
 
     precision, recall, _ = precision_recall_curve(labels, scores)
     at = metrics_at(scores, labels, threshold)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = subplots(figsize=(5, 4))
     ax.plot(recall, precision)
     ax.scatter([at["recall"]], [at["precision"]], color="red", zorder=3, label=f"threshold {threshold}")
     ax.set_xlabel("recall (high-quality kept)")
@@ -127,7 +125,6 @@ def plot_pr(path, scores, labels, threshold):
     ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(args: QualityClassifierArguments):

@@ -121,40 +121,35 @@ def bootstrap(n, d, loss, law, budgets, resamples=200, seed=0, delta=1e-3):
 
 
 def plot(path, n, d, loss, law):
-    import matplotlib
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     points = ax.scatter(n, loss, c=np.log10(d), cmap="viridis", label="runs")
     fig.colorbar(points, ax=ax, label="log10 tokens")
     for tokens in sorted(set(d)):
         xs = np.geomspace(min(n) / 2, max(n) * 2, 50)
         ax.plot(xs, law["E"] + law["A"] / xs ** law["alpha"] + law["B"] / tokens ** law["beta"], linewidth=1,
-                color=plt.cm.viridis((np.log10(tokens) - np.log10(min(d))) / max(np.ptp(np.log10(d)), 1e-9)))
+                color=colormaps["viridis"]((np.log10(tokens) - np.log10(min(d))) / max(np.ptp(np.log10(d)), 1e-9)))
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("loss")
     ax.set_title(f"L = {law['E']:.3g} + {law['A']:.3g}/N^{law['alpha']:.3g} + {law['B']:.3g}/D^{law['beta']:.3g}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_contours(path, n, d, loss, law):
     """Fitted iso-loss contours over (N, D), the runs, and compute-optimal frontiers: fitted, Chinchilla, Epoch, and
     the D = 20 N rule of thumb."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
     ns = np.geomspace(min(n) / 3, max(n) * 3, 120)
     ds = np.geomspace(min(d) / 3, max(max(d) * 3, 120 * ns[0]), 120)  # tall enough to show D = 20 N and the frontiers
     grid_n, grid_d = np.meshgrid(ns, ds)
     fitted = law["E"] + law["A"] / grid_n ** law["alpha"] + law["B"] / grid_d ** law["beta"]
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = subplots(figsize=(7, 5))
     contours = ax.contour(grid_n, grid_d, fitted, levels=12, cmap="viridis", linewidths=1)
     ax.clabel(contours, fontsize=7, fmt="%.2f")
     runs = ax.scatter(n, d, c=loss, cmap="viridis", edgecolors="k", zorder=3, label="runs (colour: loss)")
@@ -175,7 +170,6 @@ def plot_contours(path, n, d, loss, law):
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def interval(value, low, high, digits=3):

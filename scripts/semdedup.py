@@ -104,20 +104,16 @@ def duplicates(embeddings, labels, centroids, keep="farthest"):
 
 
 def plot_epsilons(path, counts, read):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
     eps = sorted(float(e) for e in counts)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     ax.plot(eps, [counts[str(e)] / max(read, 1) for e in eps], marker="o")
     ax.set_xlabel("epsilon (remove at cosine similarity > 1 - epsilon)")
     ax.set_ylabel("share of documents removed")
     ax.set_title("SemDeDup")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_jsonl(path, records):

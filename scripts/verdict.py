@@ -55,12 +55,9 @@ def collect(args):
 
 
 def plot(path, values, arms):
-    import matplotlib
+    from llm_recipes.reporting.plots import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(values), figsize=(4 * len(values), 3.5), squeeze=False)
+    fig, axes = subplots(1, len(values), figsize=(4 * len(values), 3.5), squeeze=False)
     for ax, (metric, by_arm) in zip(axes[0], values.items()):
         for i, arm in enumerate(arms):
             mean, low, high = t_interval(by_arm[arm])
@@ -71,7 +68,6 @@ def plot(path, values, arms):
         ax.set_title(f"{metric} (95% t interval, dots: seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(args: VerdictArguments):

@@ -4,6 +4,8 @@ import ast
 import glob
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -108,3 +110,18 @@ def test_load_recipe_takes_dicts_and_nested_values_without_argv(tmp_path):
         load_recipe("corpus", {"output_dir": str(tmp_path)})
     with pytest.raises(RecipeError, match="needs a recipe folder"):
         load_recipe("corpus", {"input_path": "{recipe_dir}/x.jsonl", "output_dir": str(tmp_path)})
+
+
+def test_report_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
+    """A notebook that runs a stage keeps its inline backend: no stage switches pyplot to Agg behind its back."""
+    code = (
+        "import matplotlib; matplotlib.use('svg')\n"
+        "from llm_recipes.corpus.report import plot_funnel\n"
+        f"plot_funnel({str(tmp_path / 'f.png')!r}, 10, {{'a': 3, 'b': 2}})\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "svg"
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r"matplotlib\.use\(|import matplotlib\.pyplot",
+                         "".join(p.read_text() for d in ("src", "scripts") for p in pathlib.Path(REPO, d).rglob("*.py")))

@@ -143,35 +143,28 @@ def removed_examples(out, rule, k=2):
 
 
 def plot_funnel(path, read, removed):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
     labels, values, left = ["read"], [read], read
     for rule, n in removed.items():
         left -= n
         labels.append(f"- {rule} ({n})")
         values.append(left)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1))
+    fig, ax = subplots(figsize=(7, 0.45 * len(labels) + 1))
     ax.barh(labels[::-1], values[::-1], color="#4c72b0")
     ax.set_xlabel("documents remaining")
     ax.set_title("corpus funnel")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_scurve(path, buckets, rows, threshold=None, chosen_by=None):
     """The LSH S-curve of buckets x rows; with `threshold`, its false-positive / false-negative areas shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
     xs = [i / 200 for i in range(201)]
     ps = [1 - (1 - s ** rows) ** buckets for s in xs]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = subplots(figsize=(5.5, 3.8))
     ax.plot(xs, ps, color="#4c72b0", label=f"b={buckets} x r={rows}" + (f" ({chosen_by})" if chosen_by else ""))
     ax.axvline((1 / buckets) ** (1 / rows), color="gray", linestyle=":", label="(1/b)^(1/r)")
     if threshold is not None:
@@ -186,7 +179,6 @@ def plot_scurve(path, buckets, rows, threshold=None, chosen_by=None):
     ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_corpus_report(args, read, kept, removed, masked, threshold, probabilities, wall_time_s, chosen_by=None,

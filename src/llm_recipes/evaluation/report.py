@@ -87,12 +87,9 @@ def cost_table(costs):
 
 
 def plot_score_vs_step(path, scores, tasks):
-    import matplotlib
+    from llm_recipes.reporting.plots import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     runs = {}
     for model, by_task in scores.items():
         if by_task.get("step") is not None:
@@ -110,4 +107,3 @@ def plot_score_vs_step(path, scores, tasks):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -108,10 +108,7 @@ def _half_widths(rows, key):
 
 
 def plot_sweep(path, rows, plot):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
     kind, x, y = plot.get("kind", "line"), plot["x"], plot["y"]
     labels = (x, y)
@@ -121,7 +118,7 @@ def plot_sweep(path, rows, plot):
         xs, ys = sorted({r[x] for r in rows}), sorted({r[y] for r in rows})
         cells = {(r[x], r[y]): r for r in rows}
         grid = [[cells[(xv, yv)][value] if (xv, yv) in cells else float("nan") for xv in xs] for yv in ys]
-        fig, ax = plt.subplots(figsize=(1.3 * len(xs) + 2, 0.9 * len(ys) + 1.5))
+        fig, ax = subplots(figsize=(1.3 * len(xs) + 2, 0.9 * len(ys) + 1.5))
         im = ax.imshow(grid, cmap="viridis_r", aspect="auto")
         ax.set_xticks(range(len(xs)), [str(v) for v in xs])
         ax.set_yticks(range(len(ys)), [str(v) for v in ys])
@@ -142,7 +139,7 @@ def plot_sweep(path, rows, plot):
     elif kind == "bar":  # one bar per point (x: the label key), best first
         better = plot.get("higher_is_better", True)
         rows = sorted(rows, key=lambda r: r[y], reverse=better)[::-1]
-        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.5))
+        fig, ax = subplots(figsize=(6.5, 0.45 * len(rows) + 1.5))
         errors = _half_widths(rows, y)
         ax.barh([str(r.get(x, r["name"])) for r in rows], [r[y] for r in rows], color="tab:blue", xerr=errors,
                 capsize=3)
@@ -161,7 +158,7 @@ def plot_sweep(path, rows, plot):
         group = [group] if isinstance(group, str) else list(group)
         left_out = [r["name"] for r in rows if r.get(x) is None or any(r.get(k) is None for k in group)]
         rows = [r for r in rows if r["name"] not in left_out]
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        fig, ax = subplots(figsize=(6.5, 4.2))
         for g in sorted({tuple(r[k] for k in group) for r in rows}, key=str):
             line = sorted((r for r in rows if tuple(r[k] for k in group) == g), key=lambda r: r[x])
             label = ", ".join(f"{k}={v}" for k, v in zip(group, g)) if group else y
@@ -183,5 +180,4 @@ def plot_sweep(path, rows, plot):
     ax.set_title(plot.get("title", path.rsplit("/", 1)[-1]))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return note

@@ -78,13 +78,10 @@ def measure(tokenizer, texts):
 
 
 def plot_vocab_sweep(path, results):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from llm_recipes.reporting.plots import subplots
 
     sizes = sorted(results)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for lang in ("ja", "en"):
         ys = [results[s]["chars_per_token"].get(lang) for s in sizes]
         if any(y is not None for y in ys):
@@ -96,4 +93,3 @@ def plot_vocab_sweep(path, results):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
