@@ -12,17 +12,17 @@ Writes
                               funnel.png and minhash_scurve.png
 """
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 
 from llm_recipes.config import RecipeError, check_choices, parse, run
 from llm_recipes.corpus import NG_WORDS_JA
+from llm_recipes.corpus.defaults import language_filters
 from llm_recipes.corpus.report import (
+    choose_minhash,
     count_kept,
     minhash_curve,
-    minhash_params,
     stage_costs,
     summarize,
     write_corpus_report,
@@ -83,29 +83,6 @@ class CorpusArguments:
 
 
 ARGUMENTS = (CorpusArguments,)  # the dataclasses a recipe file for this stage fills
-
-
-def language_filters(args, removed):
-    """Per-language datatrove filters with the defaults of llm_recipes.corpus.defaults, overridden by the recipe."""
-    from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
-
-    from llm_recipes.corpus.blocks import JapaneseQualityFilter, OnlyLanguages
-    from llm_recipes.corpus.defaults import filter_settings
-
-    classes = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
-               "fineweb_quality": FineWebQualityFilter}
-    rules = {}
-    for kind, cls in classes.items():
-        for lang in args.languages:
-            settings = filter_settings(kind, lang, getattr(args, kind))
-            if settings is not None:
-                rules[f"{kind}_{lang}"] = OnlyLanguages(cls(**settings), [lang],
-                                                        exclusion_writer=removed(f"{kind}_{lang}"))
-    if "ja" in args.languages and args.japanese_quality is not False:
-        settings = {"ng_words_file": args.ng_words_file, **(args.japanese_quality or {})}
-        rules["japanese_quality"] = OnlyLanguages(JapaneseQualityFilter(**settings), ["ja"],
-                                                  exclusion_writer=removed("japanese_quality"))
-    return rules
 
 
 def build_pipelines(args):
@@ -237,24 +214,6 @@ def build_pipelines(args):
         **{rule: ("1_filter", repr(step)) for rule, step in rules.items()},
         **{rule: ("5_dedup_and_pii", repr(step)) for rule, step in final.items()}}}
     return stages, names
-
-
-def choose_minhash(args):
-    """buckets x hashes per bucket: as given when both are set, else chosen from minhash_threshold (report.py
-    minhash_params); returns args with both set, and how they were chosen."""
-    weight = args.minhash_false_negative_weight
-    if weight is None:
-        weight = 0.95 if args.minhash_verify else 0.5
-    if not 0 < args.minhash_threshold < 1 or not 0 < weight < 1:
-        raise RecipeError("minhash_threshold and minhash_false_negative_weight must lie strictly between 0 and 1")
-    given = {"buckets": args.minhash_buckets, "hashes_per_bucket": args.minhash_hashes_per_bucket}
-    if all(given.values()):
-        chosen_by = "set in the recipe"
-        buckets, rows = given.values()
-    else:
-        buckets, rows, _, _ = minhash_params(args.minhash_threshold, args.minhash_num_perm, weight, *given.values())
-        chosen_by = f"chosen for Jaccard {args.minhash_threshold}, false-negative weight {weight}"
-    return dataclasses.replace(args, minhash_buckets=buckets, minhash_hashes_per_bucket=rows), chosen_by
 
 
 def main(args: CorpusArguments):

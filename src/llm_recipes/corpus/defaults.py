@@ -39,3 +39,25 @@ def filter_settings(kind, lang, overrides):
         if key in settings:
             settings[key] = tuple(tuple(x) for x in settings[key])
     return settings
+
+
+def language_filters(args, removed):
+    """Per-language datatrove filters with the defaults of llm_recipes.corpus.defaults, overridden by the recipe."""
+    from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+
+    from llm_recipes.corpus.blocks import JapaneseQualityFilter, OnlyLanguages
+
+    classes = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
+               "fineweb_quality": FineWebQualityFilter}
+    rules = {}
+    for kind, cls in classes.items():
+        for lang in args.languages:
+            settings = filter_settings(kind, lang, getattr(args, kind))
+            if settings is not None:
+                rules[f"{kind}_{lang}"] = OnlyLanguages(cls(**settings), [lang],
+                                                        exclusion_writer=removed(f"{kind}_{lang}"))
+    if "ja" in args.languages and args.japanese_quality is not False:
+        settings = {"ng_words_file": args.ng_words_file, **(args.japanese_quality or {})}
+        rules["japanese_quality"] = OnlyLanguages(JapaneseQualityFilter(**settings), ["ja"],
+                                                  exclusion_writer=removed("japanese_quality"))
+    return rules

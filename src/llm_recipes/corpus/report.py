@@ -1,9 +1,11 @@
 """The corpus stage's executors, accounting and report (counts from datatrove's stats files, examples, plots)."""
 
+import dataclasses
 import glob
 import json
 import os
 
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table, write_report
 
 
@@ -218,3 +220,21 @@ def write_corpus_report(args, read, kept, removed, masked, threshold, probabilit
                     "threshold": threshold, "p_detect": probabilities,
                     **({"verify": {k: verify.get(k, 0) for k in VERIFY_STATS}} if verify else {})}},
         wall_time_s=wall_time_s)
+
+
+def choose_minhash(args):
+    """buckets x hashes per bucket: as given when both are set, else chosen from minhash_threshold (report.py
+    minhash_params); returns args with both set, and how they were chosen."""
+    weight = args.minhash_false_negative_weight
+    if weight is None:
+        weight = 0.95 if args.minhash_verify else 0.5
+    if not 0 < args.minhash_threshold < 1 or not 0 < weight < 1:
+        raise RecipeError("minhash_threshold and minhash_false_negative_weight must lie strictly between 0 and 1")
+    given = {"buckets": args.minhash_buckets, "hashes_per_bucket": args.minhash_hashes_per_bucket}
+    if all(given.values()):
+        chosen_by = "set in the recipe"
+        buckets, rows = given.values()
+    else:
+        buckets, rows, _, _ = minhash_params(args.minhash_threshold, args.minhash_num_perm, weight, *given.values())
+        chosen_by = f"chosen for Jaccard {args.minhash_threshold}, false-negative weight {weight}"
+    return dataclasses.replace(args, minhash_buckets=buckets, minhash_hashes_per_bucket=rows), chosen_by
