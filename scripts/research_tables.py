@@ -1,13 +1,15 @@
-"""Regenerate the README's research tables from the study recipes' sweep reports (sweep.json, written by
-scripts/sweep.py), so the figures in the README are the code's: per point the mean and 95 % interval over seeds of the
-metrics the claims name, then every claim with its paired difference, interval and computed verdict, and the
-scaling-law fit where a sweep has one. Each table names the git commit that produced its sweep.
+"""Regenerate the README's research tables from the study recipes' reports, so the figures in the README are the
+code's: the sweeps' sweep.json (scripts/sweep.py: per point the mean and 95 % interval over seeds of the metrics the
+claims name, and the scaling-law fit where a sweep has one) and the arm comparisons of recipes whose last stages run
+scripts/verdict.py (per arm the mean and interval over seeds); then every claim with its paired difference, interval
+and computed verdict. Each table names the git commit that produced it.
 
-    python scripts/research_tables.py                                    # every recipes/*/sweep*.yaml with claims
+    python scripts/research_tables.py                                    # every study sweep and verdict stage
     python scripts/research_tables.py recipes/arch-ablation/sweep.yaml --output README-sections/research.md
 
-With --output, a file holding the markers `<!-- research-tables:begin -->` and `<!-- research-tables:end -->` has only
-the text between them replaced (the rest of the file is kept); any other file is written whole.
+With --output, only the text between the markers `<!-- research-tables:begin -->` / `<!-- research-tables:end -->`
+(sweeps) and `<!-- research-arms:begin -->` / `<!-- research-arms:end -->` (arm comparisons) is replaced; the rest of
+the file is kept. `--only sweeps|arms` regenerates one block (the other keeps its tables and their commits).
 """
 
 import argparse
@@ -15,12 +17,13 @@ import glob
 import json
 import os
 
-from llm_recipes.config import fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe_context, run_plain
 from llm_recipes.reporting.report import markdown_table
-from llm_recipes.reporting.stats import format_interval
+from llm_recipes.reporting.stats import format_interval, t_interval
 from llm_recipes.reporting.sweep import interval_cell
 
-BEGIN, END = "<!-- research-tables:begin -->", "<!-- research-tables:end -->"
+BEGIN, END = "<!-- research-tables:begin -->", "<!-- research-tables:end -->"  # sweeps
+ARMS_BEGIN, ARMS_END = "<!-- research-arms:begin -->", "<!-- research-arms:end -->"  # verdict.py comparisons
 
 
 def sweep_files(root="."):
@@ -28,6 +31,31 @@ def sweep_files(root="."):
     files = sorted((os.path.normpath(f) for f in glob.glob(os.path.join(root, "recipes", "*", "sweep*.yaml"))),
                    key=lambda f: (os.path.dirname(f), os.path.basename(f) != "sweep.yaml", f))  # sweep.yaml first
     return [f for f in files if (load_yaml(f) or {}).get("claims") or (load_yaml(f) or {}).get("claim")]
+
+
+def verdict_stages(root="."):
+    """(recipe, config path, output_dir) of every recipe stage that runs scripts/verdict.py (an arms x seeds study)."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(root, "recipes", "*", "recipe.yaml"))):
+        folder = os.path.dirname(os.path.normpath(path))
+        for stage in (load_yaml(path) or {}).get("stages") or []:
+            if os.path.basename(str(stage.get("script", ""))) != "verdict.py":
+                continue
+            config_path = os.path.join(folder, stage["config"])
+            config = {**load_yaml(config_path), **(stage.get("set") or {})}
+            config = fill_placeholders(config, recipe_context(folder), config_path)
+            found.append((os.path.basename(folder), config_path, config["output_dir"]))
+    return found
+
+
+def verdict_section(recipe, config_path, report):
+    """Per arm mean [95 % t interval] for each metric of a verdict.py comparison."""
+    values = report["values"]
+    metrics, arms = list(values), list(next(iter(values.values())))
+    rows = [[arm, *(format_interval(*t_interval(values[m][arm])) for m in metrics)] for arm in arms]
+    head = (f"#### `{config_path}` (commit `{report.get('commit') or 'unknown'}`; {report.get('seeds', '?')} seeds "
+            f"per arm; cells: mean [95 % t interval over seeds]; wall time of the comparison stage only)")
+    return f"{head}\n\n{markdown_table(['arm', *metrics], rows)}\n"
 
 
 def output_dir(sweep_file):
@@ -64,7 +92,18 @@ def fit_section(out):
         return f.read().replace("## Scaling-law fit", "#### Scaling-law fit", 1) + "\n"
 
 
-def render(files):
+INTRO = ("A verdict is computed from the per-seed differences paired by seed: **reproduced** when the 95 % t interval "
+         "of the mean difference excludes 0 in the claimed direction, **contradicted** when it excludes 0 the other "
+         "way, **inconclusive** otherwise; differences are signed so that > 0 supports the claim.")
+HEADERS = ["recipe", "claim", "source", "arms", "metric", "paired difference [95 % CI]", "seeds", "verdict", "commit"]
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def render_sweeps(files):
     sections, claims, missing = [], [], []
     for sweep_file in files:
         out, _ = output_dir(sweep_file)
@@ -72,44 +111,69 @@ def render(files):
         if not os.path.isfile(path):
             missing.append(f"`{sweep_file}` (no {path}: run `python scripts/sweep.py {sweep_file}`)")
             continue
-        with open(path, encoding="utf-8") as f:
-            report = json.load(f)
+        report = read_json(path)
         recipe = os.path.basename(os.path.dirname(sweep_file)) + ("" if os.path.basename(sweep_file) == "sweep.yaml"
                                                                    else f" ({os.path.basename(sweep_file)})")
         claims += [claim_row(recipe, c, report.get("commit")) for c in report["claims"]]
         sections.append(sweep_section(sweep_file, report) + ("\n" + fit_section(out) if fit_section(out) else ""))
-    verdicts = markdown_table(["recipe", "claim", "source", "arms", "metric", "paired difference [95 % CI]", "seeds",
-                               "verdict", "commit"], claims) if claims else "(no sweep has been run)"
-    text = ("Generated by `python scripts/research_tables.py` from the sweeps' `sweep.json` (do not edit by hand). "
-            "A verdict is computed from the per-seed differences paired by seed: **reproduced** when the 95 % t "
-            "interval of the mean difference excludes 0 in the claimed direction, **contradicted** when it excludes 0 "
-            "the other way, **inconclusive** otherwise; differences are signed so that > 0 supports the claim.\n\n"
-            f"{verdicts}\n\n" + "\n".join(sections))
-    if missing:
-        text += "\nNot run yet: " + "; ".join(missing) + "\n"
-    return text
+    table = markdown_table(HEADERS, claims) if claims else "(no sweep has been run)"
+    text = (f"Generated by `python scripts/research_tables.py` from the sweeps' `sweep.json` (do not edit by hand). "
+            f"{INTRO}\n\n{table}\n\n" + "\n".join(sections))
+    return text + ("\nNot run yet: " + "; ".join(missing) + "\n" if missing else "")
 
 
-def write(path, text):
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+def render_arms(stages):
+    """The arm comparisons of recipes that end in a scripts/verdict.py stage (training arms x seeds)."""
+    sections, claims, missing = [], [], []
+    for recipe, config_path, out in stages:
+        path = os.path.join(out, "report.json")
+        if not os.path.isfile(path):
+            missing.append(f"`{config_path}` (no {path}: run `python scripts/run_recipe.py recipes/{recipe}`)")
+            continue
+        report = read_json(path)
+        claims += [claim_row(recipe, {**c, "name": c.get("name") or f"{c['better']} beats {c['worse']}"},
+                             report.get("commit")) for c in report["verdicts"]]
+        sections.append(verdict_section(recipe, config_path, report))
+    table = markdown_table(HEADERS, claims) if claims else "(no comparison has been run)"
+    text = (f"Generated by `python scripts/research_tables.py` from the comparison stages' `report.json` "
+            f"(scripts/verdict.py; do not edit by hand). {INTRO}\n\n{table}\n\n" + "\n".join(sections))
+    return text + ("\nNot run yet: " + "; ".join(missing) + "\n" if missing else "")
+
+
+def write(path, blocks):
+    """Replace the text between each block's markers; a new file gets every block; an existing file must hold the
+    markers of every block written."""
+    current = None
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             current = f.read()
-        if BEGIN in current and END in current:
-            block = current[:current.index(BEGIN)] + block.rstrip("\n") + current[current.index(END) + len(END):]
+    if current is None:
+        current = "\n".join(f"{begin}\n{end}" for begin, end, _ in blocks) + "\n"
+    for begin, end, text in blocks:
+        if begin not in current or end not in current:
+            raise RecipeError(f"{path}: no {begin} ... {end} markers to write the table between")
+        current = current[:current.index(begin)] + f"{begin}\n{text.rstrip()}\n{end}" + \
+            current[current.index(end) + len(end):]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(block)
+        f.write(current)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweeps", nargs="*", help="sweep files (default: every recipes/*/sweep*.yaml with claims)")
+    parser.add_argument("--only", choices=["sweeps", "arms"], help="regenerate one block only (e.g. after running "
+                        "one kind of study); default: both")
     parser.add_argument("--output", help="markdown file to write (default: print)")
     args = parser.parse_args(argv)
-    text = render(args.sweeps or sweep_files())
+    blocks = []
+    if args.only != "arms":
+        blocks.append((BEGIN, END, render_sweeps(args.sweeps or sweep_files())))
+    if args.only != "sweeps" and not args.sweeps:
+        blocks.append((ARMS_BEGIN, ARMS_END, render_arms(verdict_stages())))
+    text = "\n\n".join(block for _, _, block in blocks)
     if args.output:
-        write(args.output, text)
+        write(args.output, blocks)
         print(f"wrote {args.output}")
     else:
         print(text)

@@ -41,7 +41,7 @@ from llm_recipes.reporting.sweep import (
     plot_sweep,
     summarize_points,
 )
-from llm_recipes.runner import REPO_ROOT, completed, find_file, launch, record_config, script_path
+from llm_recipes.runner import completed, find_file, git_commit, launch, record_config, script_path
 
 ALWAYS = ("parameters", "non_embedding_parameters", "tokens_seen")  # collected where a stage reports them
 POINT_KEYS = ("name", "vars", "script", "base_config")  # a point's keys that are not recipe keys
@@ -96,18 +96,6 @@ def get_path(report, dotted):
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
-
-
-def git_commit():
-    """The checkout's commit (with `-dirty` when tracked files differ from it), or None outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def fit_section(spec, out):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.reporting.report import markdown_table, read_report, write_report
 from llm_recipes.reporting.stats import format_interval, t_interval, verdict
+from llm_recipes.runner import git_commit
 
 
 @dataclass
@@ -23,7 +24,8 @@ class VerdictArguments:
     arms: dict = field(metadata={"help": "{arm: [run output_dir of seed 1, seed 2, ...]}"})
     metrics: list[dict] = field(metadata={"help": "[{name, key (dotted), report ('{run}' or a folder), "
                                                   "higher_is_better}]"})
-    claims: list[dict] = field(metadata={"help": "[{metric, better: arm, worse: arm}]"})
+    claims: list[dict] = field(metadata={"help": "[{metric, better: arm, worse: arm, name, source}] (name and source "
+                                                 "label the claim in the README's research table)"})
     output_dir: str
 
 
@@ -99,7 +101,8 @@ def main(args: VerdictArguments):
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Comparison over {counts.pop()} seeds\n\n{text}")
     print(text)
-    return write_report(args.output_dir, "verdict", {"values": values, "verdicts": verdicts},
+    return write_report(args.output_dir, "verdict", {"values": values, "verdicts": verdicts, "commit": git_commit(),
+                                                     "seeds": len(next(iter(args.arms.values())))},
                         wall_time_s=time.time() - start)
 
 

@@ -114,3 +114,33 @@ def test_research_tables_are_generated_from_sweep_reports(tmp_path):
     assert text.startswith("intro kept\n") and text.endswith("outro kept\n") and "old table" not in text
     assert "| better wins |" in text and "**reproduced**" in text and "abc123" in text
     assert "| better | better | 3 | 1.917 [" in text  # the point's mean over seeds and its interval
+
+
+def test_research_tables_include_arm_comparisons_run_by_verdict_stages(tmp_path):
+    """A recipe whose stage runs scripts/verdict.py (arms x seeds, as recipes/rho1) lands in the generated table with
+    its computed verdict and the commit that produced it; a comparison not yet run is listed as such."""
+    from llm_recipes.scripts import research_tables, verdict
+
+    runs = {}
+    for arm, losses in {"plain": [2.0, 2.1, 1.9], "new": [1.8, 1.85, 1.7]}.items():
+        for seed, loss in enumerate(losses):
+            run_dir = tmp_path / "outputs" / "study" / f"{arm}_s{seed}"
+            run_dir.mkdir(parents=True)
+            (run_dir / "report.json").write_text(json.dumps({"eval_loss": loss}))
+            runs.setdefault(arm, []).append(str(run_dir))
+    recipe = tmp_path / "recipes" / "study"
+    recipe.mkdir(parents=True)
+    (recipe / "recipe.yaml").write_text(yaml.safe_dump({
+        "run_dir": str(tmp_path / "outputs" / "{recipe_name}"),
+        "stages": [{"name": "verdict", "script": "scripts/verdict.py", "config": "verdict.yaml"}]}))
+    spec = {"arms": runs, "output_dir": "{run_dir}/verdict",
+            "metrics": [{"name": "held_out_loss", "key": "eval_loss", "higher_is_better": False}],
+            "claims": [{"metric": "held_out_loss", "better": "new", "worse": "plain", "name": "new beats plain",
+                        "source": "Someone 2024"}]}
+    (recipe / "verdict.yaml").write_text(yaml.safe_dump(spec))
+    (stage,) = research_tables.verdict_stages(str(tmp_path))
+    assert "not run yet" in research_tables.render_arms([stage]).lower()
+    verdict.main(verdict.VerdictArguments(**{**spec, "output_dir": stage[2]}))
+    text = research_tables.render_arms([stage])
+    assert "| study | new beats plain | Someone 2024 | new vs plain | held_out_loss |" in text
+    assert "**reproduced**" in text and "| new | 1.78 [" in text  # the arm's mean over seeds and its interval

@@ -130,3 +130,15 @@ def record_config(output_dir, config, root=None):
     report["recipe_config"] = _record(config, root)
     write_json_atomic(os.path.join(output_dir, "report.json"), report)
     return report
+
+
+def git_commit():
+    """The checkout's commit (with `-dirty` when tracked files differ from it), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
