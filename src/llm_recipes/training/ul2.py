@@ -16,7 +16,8 @@ Each training block draws one denoiser by weight. The causal reformulation of an
 
 with labels -100 everywhere but the targets. Spans follow T5's `random_spans_noise_mask`: round(n x rate) noise
 tokens in max(1, round(noise / mean_span)) spans, the noise and the kept tokens each cut into that many non-empty
-runs at uniformly random points, text starting with kept tokens. An S example is `[S]` + the text, the loss on its last
+runs at uniformly random points, kept and noise runs alternating (T5: the text starts with kept tokens and
+ends with noise). An S example is `[S]` + the text, the loss on its last
 round(n x rate) tokens (a prefix LM trained causally). The text taken from a block is the longest prefix whose example
 fits in block_size (n + 2 x spans + 2 tokens for R / X, n + 1 for S); the rest of the block is dropped and a short
 example is right-padded (labels -100), so every step computes the same positions as plain causal LM.
@@ -202,14 +203,15 @@ class CausalEvalMixin:
 
 
 def ul2_summary(denoisers, collator):
-    """Report keys of a UL2 run: the mixture, examples per denoiser, the share of positions in the loss and the share
-    of the blocks' text tokens the examples read (the rest of each block is dropped)."""
+    """Report keys of a UL2 run: the mixture, examples collated per denoiser (the data loader collates one batch ahead
+    of training), the share of positions in the loss and the share of the blocks' text tokens the examples read (the
+    rest of each block is dropped)."""
     if not denoisers:
         return {"objective": "causal"}
     counts = collator.counts if isinstance(collator, UL2Collator) else {}
     positions = sum(c["examples"] for c in counts.values()) * getattr(collator, "block_size", 0)
     return {"objective": "ul2", "ul2_denoisers": denoisers,
-            "ul2_examples": {k: c["examples"] for k, c in counts.items()},
+            "ul2_examples_collated": {k: c["examples"] for k, c in counts.items()},
             "ul2_loss_token_fraction": sum(c["loss_tokens"] for c in counts.values()) / positions if positions else None,
             "ul2_text_token_fraction": sum(c["text_tokens"] for c in counts.values()) / positions if positions else None}
 
@@ -224,6 +226,7 @@ def plan_lines(denoisers, block_size):
         lines.append(f"ul2 {UL2Collator.name(d)}, {share:.0%} of blocks: {n} of "
                      f"{block_size} text tokens, {spans} spans, {noise + spans if spans else noise} loss tokens")
     tokens = required_tokens(denoisers, block_size)
-    lines.append(f"ul2 tokens: {len(tokens)} ({', '.join(tokens[:5])}{' ...' if len(tokens) > 5 else ''})")
+    lines.append(f"ul2 tokens: {len(tokens)} ({', '.join(tokens[:5])}{' ...' if len(tokens) > 5 else ''}); those the "
+                 f"tokenizer lacks are added as special tokens")
     return lines
 
