@@ -281,7 +281,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     counts = count_parameters(model)
     print(f"model: {counts['parameters'] / 1e6:.2f}M parameters ({counts['non_embedding_parameters'] / 1e6:.2f}M "
           f"without embeddings); {len(stages)} data stage(s)")
-    check_output_dir(training_args.output_dir, run_identity(args, training_args))
+    same_as_before = ("objective",) if args.objective == "causal" else ()  # runs from before the key still resume
+    check_output_dir(training_args.output_dir, run_identity(args, training_args, ignore=same_as_before))
     clear_report(training_args.output_dir)
     history, steps, tokens, resumed = [], 0, 0, None
     for i, stage in enumerate(stages):
