@@ -209,8 +209,8 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
         reference = require_model_dir(args.token_selection["reference_model"], "token_selection.reference_model")
         selection = {"reference_model": AutoModelForCausalLM.from_pretrained(reference),
                      "ratio": args.token_selection["ratio"]}
-    collator = UL2Collator(tokenizer, args.ul2_denoisers, block_size, training_args.seed) if args.ul2_denoisers \
-        else default_data_collator
+    collator = UL2Collator(tokenizer, args.ul2_denoisers, block_size, training_args.seed,
+                           training_args.process_index) if args.ul2_denoisers else default_data_collator
     trainer = (SelectiveTrainer if selection else UL2Trainer if args.ul2_denoisers else BlockTrainer)(
         model=model, args=stage_args, train_dataset=train, eval_dataset=held_out, data_collator=collator,
         processing_class=tokenizer, callbacks=[guard, throughput], **selection)

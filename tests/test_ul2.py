@@ -110,6 +110,12 @@ def test_span_statistics_and_mixture_weights():
     share = collator.counts["S(rate=0.25)"]["examples"] / 3000
     assert share == pytest.approx(2 / 3, abs=0.03)
 
+    def draws(rank):  # each process (and data-loader worker) has its own stream; a given one is reproducible
+        batch = UL2Collator(Vocab(), [R, X], block_size=64, seed=1, rank=rank)([{"input_ids": list(range(10, 74))}] * 8)
+        return batch["input_ids"].tolist()
+
+    assert draws(0) == draws(0) != draws(1)
+
 
 def test_pretraining_with_ul2_adds_its_tokens_lowers_the_loss_and_evaluates_causally(tmp_path):
     from transformers import AutoTokenizer

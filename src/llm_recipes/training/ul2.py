@@ -133,9 +133,10 @@ def random_spans(n, denoiser, rng):
 
 class UL2Collator:
     """Packed blocks -> UL2 examples of the same length (input_ids, labels, attention_mask). `counts` keeps examples
-    and loss tokens per denoiser for the report."""
+    and loss tokens per denoiser for the report (collated in this process). The random stream is seeded by (seed, rank,
+    data-loader worker), so processes and workers do not draw the same denoisers and spans."""
 
-    def __init__(self, tokenizer, denoisers, block_size, seed=0):
+    def __init__(self, tokenizer, denoisers, block_size, seed=0, rank=0):
         self.denoisers, self.block_size = denoisers, block_size
         needed = required_tokens(denoisers, block_size)
         ids = dict(zip(needed, tokenizer.convert_tokens_to_ids(needed)))
@@ -146,9 +147,19 @@ class UL2Collator:
         self.ids = ids
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.weights = np.array([d["weight"] for d in denoisers]) / sum(d["weight"] for d in denoisers)
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.rank, self.worker, self._rng = seed, rank, None, None
         self.counts = {self.name(d): {"examples": 0, "loss_tokens": 0, "text_tokens": 0} for d in denoisers}
         self.lengths = {self.name(d): text_length(block_size, d) for d in denoisers}
+
+    @property
+    def rng(self):
+        import torch.utils.data
+
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info else -1
+        if self._rng is None or worker != self.worker:
+            self.worker, self._rng = worker, np.random.default_rng([self.seed, self.rank, worker + 1])
+        return self._rng
 
     @staticmethod
     def name(d):
