@@ -9,7 +9,8 @@ Data stages (`data_stages`: [{dataset_name or datasets: [{path, weight}], max_st
 one after another from the previous stage's weights (curricula: English + code then Japanese, QA before documents, short
 blocks before long ones); a stage's datasets are packed apart and their blocks interleaved by weight. The log carries
 tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops`. Re-running on an output_dir that holds checkpoints
-resumes from the last one.
+resumes from the last one. `objective: ul2` (with `ul2: {denoisers}`) trains on UL2's mixture of denoisers through a data
+collator (llm_recipes.training.ul2); `token_selection` is Rho-1's selective loss.
 """
 
 import dataclasses

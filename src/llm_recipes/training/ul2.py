@@ -15,12 +15,13 @@ Each training block draws one denoiser by weight. The causal reformulation of an
     |--------- mode token + corrupted text -------|     |--- targets: sentinel + span, in order ---|
 
 with labels -100 everywhere but the targets. Spans follow T5's `random_spans_noise_mask`: round(n x rate) noise
-tokens in max(1, round(noise / mean_span)) spans, the noise and the kept tokens each cut into that many non-empty
-runs at uniformly random points, kept and noise runs alternating (T5: the text starts with kept tokens and
-ends with noise). An S example is `[S]` + the text, the loss on its last
-round(n x rate) tokens (a prefix LM trained causally). The text taken from a block is the longest prefix whose example
-fits in block_size (n + 2 x spans + 2 tokens for R / X, n + 1 for S); the rest of the block is dropped and a short
-example is right-padded (labels -100), so every step computes the same positions as plain causal LM.
+tokens in max(1, round(noise / mean_span)) spans, the noise and the kept tokens each cut into that many non-empty runs
+at uniformly random points, kept and noise runs alternating (as in T5, the text starts with kept tokens and ends with
+noise). An S example is `[S]` + the text, the loss on its last round(n x rate) tokens (a prefix LM trained causally).
+The text taken from a block is the longest prefix whose example fits in block_size (n + 2 x spans + 2 tokens for R / X,
+n + 1 for S); the rest of the block is dropped and a short example is right-padded (labels -100), so every step
+computes the same positions as plain causal LM. Mode tokens are the paper's names (the released UL2 checkpoint spells
+them [NLU] / [S2S] / [NLG]); sentinels are T5's.
 """
 
 import numpy as np
