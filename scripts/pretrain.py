@@ -9,7 +9,8 @@ Data stages (`data_stages`: [{dataset_name or datasets: [{path, weight}], max_st
 one after another from the previous stage's weights (curricula: English + code then Japanese, QA before documents, short
 blocks before long ones); a stage's datasets are packed apart and their blocks interleaved by weight. The log carries
 tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops`. Re-running on an output_dir that holds checkpoints
-resumes from the last one.
+resumes from the last one. `objective: ul2` (with `ul2: {denoisers}`) trains on UL2's mixture of denoisers through a data
+collator (llm_recipes.training.ul2); `token_selection` is Rho-1's selective loss.
 """
 
 import dataclasses
@@ -41,6 +42,16 @@ from llm_recipes.training.modeling import (
     meta_model,
 )
 from llm_recipes.training.token_selection import TokenSelectionMixin, check_token_selection, selection_summary
+from llm_recipes.training.ul2 import (
+    CausalEvalMixin,
+    UL2Collator,
+    add_missing_tokens,
+    check_objective,
+    grow_embeddings,
+    plan_lines,
+    required_tokens,
+    ul2_summary,
+)
 
 
 @dataclass
@@ -79,6 +90,12 @@ class PretrainArguments:
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
     token_selection: dict | None = field(default=None, metadata={
         "help": "Rho-1 selective LM: {reference_model: dir, ratio: share of tokens (top excess loss) in the loss}"})
+    objective: str = field(default="causal", metadata={"help": "causal | ul2 (UL2 mixture of denoisers, key ul2)"})
+    ul2: dict | None = field(default=None, metadata={
+        "help": "{denoisers: [{mode: R|S|X, mean_span, corruption_rate, weight}]} (llm_recipes.training.ul2)"})
+
+    def __post_init__(self):  # checked when the recipe is parsed, before anything loads
+        self.ul2_denoisers = check_objective(self.objective, self.ul2, self.token_selection)
 
 
 ARGUMENTS = (PretrainArguments, TrainingArguments)  # the dataclasses a recipe file for this stage fills
@@ -120,6 +137,8 @@ def build_model(args, tokenizer):
     if args.model_name_or_path:
         model = AutoModelForCausalLM.from_pretrained(
             require_model_dir(args.model_name_or_path, allow_pickle=args.allow_pickle_weights))
+        if args.ul2_denoisers:
+            grow_embeddings(model, tokenizer)  # UL2 tokens the base tokenizer lacked
         if model.get_input_embeddings().num_embeddings < len(tokenizer):
             raise RecipeError(f"tokenizer_name_or_path has {len(tokenizer)} tokens but the model's embedding has "
                               f"{model.get_input_embeddings().num_embeddings}")
@@ -156,6 +175,10 @@ class SelectiveTrainer(TokenSelectionMixin, BlockTrainer):
     """Rho-1 (`token_selection`): the loss uses the tokens with the highest excess loss over a reference model."""
 
 
+class UL2Trainer(CausalEvalMixin, BlockTrainer):
+    """UL2 (`objective: ul2`): training batches from the UL2 collator, held-out loss from the causal one."""
+
+
 def stage_training_args(training_args, output_dir, max_steps):
     """A data stage's TrainingArguments: a copy with its own output_dir and steps (dataclasses.replace, not to_dict(),
     which writes the literal "<HUB_TOKEN>" into hub_token)."""
@@ -187,8 +210,10 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
         reference = require_model_dir(args.token_selection["reference_model"], "token_selection.reference_model")
         selection = {"reference_model": AutoModelForCausalLM.from_pretrained(reference),
                      "ratio": args.token_selection["ratio"]}
-    trainer = (SelectiveTrainer if selection else BlockTrainer)(
-        model=model, args=stage_args, train_dataset=train, eval_dataset=held_out, data_collator=default_data_collator,
+    collator = UL2Collator(tokenizer, args.ul2_denoisers, block_size, training_args.seed,
+                           training_args.process_index) if args.ul2_denoisers else default_data_collator
+    trainer = (SelectiveTrainer if selection else UL2Trainer if args.ul2_denoisers else BlockTrainer)(
+        model=model, args=stage_args, train_dataset=train, eval_dataset=held_out, data_collator=collator,
         processing_class=tokenizer, callbacks=[guard, throughput], **selection)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
@@ -221,6 +246,8 @@ def dry_run(args, training_args, tokenizer):
     if args.token_selection:
         print(f"token selection (Rho-1): loss on the top {args.token_selection['ratio']:.0%} of each batch's tokens by "
               f"excess loss over {args.token_selection['reference_model']}")
+    for line in plan_lines(args.ul2_denoisers, max(p[2] for p in plan)) if args.ul2_denoisers else []:
+        print(line)
     return {**counts, "stage_steps": [p[3] for p in plan]}
 
 
@@ -240,6 +267,9 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
         fit_hidden_size(args, tokenizer, args.target_non_embedding_parameters, multiple=args.num_attention_heads * 2)
     check_shape(args)
     check_token_selection(args.token_selection)
+    if args.ul2_denoisers and not isinstance(tokenizer, _VocabOnly):  # mode tokens, separator, sentinels
+        add_missing_tokens(tokenizer, required_tokens(args.ul2_denoisers, max(
+            [args.block_size] + [s.get("block_size", args.block_size) for s in args.data_stages or []])))
     push = hub_push_target(training_args)  # no token: stop now, not after training
     if args.dry_run:
         print(f"push to hub: {push or 'no'}")
@@ -252,7 +282,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     counts = count_parameters(model)
     print(f"model: {counts['parameters'] / 1e6:.2f}M parameters ({counts['non_embedding_parameters'] / 1e6:.2f}M "
           f"without embeddings); {len(stages)} data stage(s)")
-    check_output_dir(training_args.output_dir, run_identity(args, training_args))
+    same_as_before = ("objective",) if args.objective == "causal" else ()  # runs from before the key still resume
+    check_output_dir(training_args.output_dir, run_identity(args, training_args, ignore=same_as_before))
     clear_report(training_args.output_dir)
     history, steps, tokens, resumed = [], 0, 0, None
     for i, stage in enumerate(stages):
@@ -273,7 +304,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
                    **loss_summary(history), "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50)),
                    **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
                                                        "flops_per_token", "mfu", "mfu_steady")},
-                   **selection_summary(args, training_args.output_dir)}
+                   **selection_summary(args, training_args.output_dir),
+                   **ul2_summary(args.ul2_denoisers, trainer.data_collator)}
         print(markdown_table(["metric", "value"], list(metrics.items())))
         data = [args.dataset_name, *(s.get("dataset_name") or src["path"] for s in args.data_stages or []
                                      for src in (s.get("datasets") or [s]))]
