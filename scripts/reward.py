@@ -29,6 +29,7 @@ from llm_recipes.training.rewards import load_reward_model
 @dataclass
 class RewardScriptArguments(DataArguments):
     eval_dataset_name: str | None = field(default=None, metadata={"help": "held-out pairs for pairwise accuracy"})
+    eval_dataset_split: str = "train"
     merge_adapter: bool = field(default=True, metadata={
         "help": "LoRA: also save the merged model to <output>/merged (a plain model the RL and RSO stages load)"})
 
@@ -61,7 +62,7 @@ def main(args: RewardScriptArguments, training_args: RewardConfig, model_args: M
     convert = lambda ds, src: for_preference(ds, src, args.on_bad_record)  # noqa: E731
     dataset, bad, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture, convert,
                                          training_args.seed, args.subset_seed)
-    eval_dataset = convert(load_records(args.eval_dataset_name), args.eval_dataset_name)[0] \
+    eval_dataset = convert(load_records(args.eval_dataset_name, args.eval_dataset_split), args.eval_dataset_name)[0] \
         if args.eval_dataset_name else None
     if eval_dataset is None:
         training_args.eval_on_start = False

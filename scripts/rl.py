@@ -39,6 +39,7 @@ class RLScriptArguments(DataArguments):
         "help": "reward model directory (scripts/reward.py's output_dir, or <output_dir>/merged after LoRA)"})
     eval_dataset_name: str | None = field(default=None, metadata={
         "help": "held-out prompts: reward and KL to the SFT model before and after training"})
+    eval_dataset_split: str = "train"
     generation_eval_dataset: str | None = field(default=None, metadata={"help": "held-out prompts, as in sft.py"})
     max_new_tokens: int = 16
     merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
@@ -95,7 +96,7 @@ def main(args: RLScriptArguments, training_args: RLOOConfig, model_args: ModelCo
                                   training_args)
     dataset, _, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture,
                                        lambda ds, src: (to_prompts(ds, src), 0), training_args.seed, args.subset_seed)
-    eval_dataset = to_prompts(load_records(args.eval_dataset_name), args.eval_dataset_name) \
+    eval_dataset = to_prompts(load_records(args.eval_dataset_name, args.eval_dataset_split), args.eval_dataset_name) \
         if args.eval_dataset_name else None
     training_args.eval_on_start = eval_dataset is not None  # held-out reward and KL (0) of the SFT policy
     generation = load_records(args.generation_eval_dataset, required_keys=["messages"]) \
