@@ -39,14 +39,15 @@ ARGUMENTS = (RewardScriptArguments, RewardConfig, ModelConfig)  # the dataclasse
 
 def heldout_metrics(trainer, eval_dataset):
     """Pairwise accuracy and margin on the held-out pairs, before (if evaluated on start) and after training."""
+    logs = [e for e in trainer.state.log_history if "accuracy" in e]
+    train = {"train_accuracy_last": logs[-1]["accuracy"] if logs else None}  # the last logging window's batches
     if eval_dataset is None:
-        logs = [e for e in trainer.state.log_history if "accuracy" in e]
-        return {"train_accuracy_last": logs[-1]["accuracy"] if logs else None}
+        return train
     before = next((e for e in trainer.state.log_history if "eval_accuracy" in e and e.get("step") == 0), {})
     after = trainer.evaluate(eval_dataset)
     return {"eval_pairs": len(eval_dataset), "heldout_accuracy_before": before.get("eval_accuracy"),
             "heldout_accuracy": after["eval_accuracy"], "heldout_margin_before": before.get("eval_margin"),
-            "heldout_margin": after["eval_margin"], "heldout_loss": after["eval_loss"]}
+            "heldout_margin": after["eval_margin"], "heldout_loss": after["eval_loss"], **train}
 
 
 def main(args: RewardScriptArguments, training_args: RewardConfig, model_args: ModelConfig):

@@ -14,7 +14,8 @@ Data: prompts from any data the SFT / DPO stages read (messages, prompt/completi
 or a bare `prompt` column; each prompt once. `reward_model_name_or_path`: the directory scripts/reward.py saved. The
 reference model is the starting model (`model_name_or_path`; with LoRA the adapter-disabled model). The report gives
 the reward-model score and the KL to the SFT model on held-out prompts (`eval_dataset_name`, sampled as in training)
-before training (`eval_on_start`; KL 0 by construction) and after, the KL logged at step 0 (must be 0: the policy is
+before training (`eval_on_start`; KL 0 by construction) and after (and the share of sampled replies cut by
+max_completion_length, unfinished), the KL logged at step 0 (must be 0: the policy is
 the SFT model), first and last logged train reward / KL, and, with `generation_eval_dataset`, the greedy answers'
 stop-at-EOS and accuracy before and after. A plot of reward and KL over steps goes to rl_curves.png.
 """
@@ -77,7 +78,9 @@ def rl_metrics(trainer, eval_dataset, reward_dir):
         after = trainer.evaluate(eval_dataset)
         metrics.update(eval_prompts=len(eval_dataset), heldout_reward_before=before.get("eval_reward"),
                        heldout_reward_after=after.get("eval_reward"), heldout_kl_before=before.get("eval_kl"),
-                       heldout_kl_after=after.get("eval_kl"))
+                       heldout_kl_after=after.get("eval_kl"),
+                       heldout_unfinished_before=before.get("eval_completions/clipped_ratio"),
+                       heldout_unfinished_after=after.get("eval_completions/clipped_ratio"))
     reward_report = read_report(reward_dir) or read_report(os.path.dirname(os.path.normpath(reward_dir))) or {}
     metrics["reward_model_heldout_accuracy"] = reward_report.get("heldout_accuracy")
     return metrics
@@ -115,7 +118,8 @@ def main(args: RLScriptArguments, training_args: RLOOConfig, model_args: ModelCo
     if generation:
         after = generation_check(trainer.model, tokenizer, generation, args.max_new_tokens)
         metrics.update({f"{k}_before": before.get(k) for k in ("stops_at_eos", "generation_accuracy")})
-        metrics.update({k: after.get(k) for k in ("stops_at_eos", "generation_accuracy", "samples")})
+        metrics.update({k: after.get(k) for k in ("generation_prompts", "stops_at_eos", "generation_accuracy",
+                                                   "samples")})
     points = curves(trainer.state.log_history)
     if points:
         plot(os.path.join(training_args.output_dir, "rl_curves.png"), points)

@@ -124,3 +124,22 @@ def test_rso_pairs_put_the_higher_reward_first():
 
     assert pair_up([3, 0, 1, 2, 4], [0.1, 0.5, 0.2, 0.9, 0.0]) == [(3, 0), (1, 2)]
     assert pair_up([0, 1], [0.3, 0.3]) == []  # a tie is no preference
+
+
+@pytest.mark.parametrize("stage, config, names", [
+    ("reward", "recipes/instructgpt-hh/reward.yaml", ["Qwen/Qwen2.5-0.5B-Instruct", "Anthropic/hh-rlhf", "LoRA"]),
+    ("rl", "recipes/instructgpt-hh/rl.yaml", ["Qwen/Qwen2.5-0.5B-Instruct", "Anthropic/hh-rlhf", "| 500 |"]),
+    ("rso", "recipes/rso-hh/rso.yaml", ["64 per prompt", "8 accepted per prompt, beta=0.5", "Anthropic/hh-rlhf"]),
+    ("dpo", "recipes/rso-hh/dpo.yaml", ["Qwen/Qwen2.5-0.5B-Instruct", "pairs.jsonl", "| precision | bf16 |"]),
+], ids=lambda v: v if isinstance(v, str) and v.startswith("recipes/") else None)
+def test_real_scale_variants_dry_run_offline(stage, config, names, tmp_path, capsys):
+    import importlib
+
+    from llm_recipes.config import load_recipe
+
+    module = importlib.import_module(f"llm_recipes.scripts.{stage}")
+    assert module.main(*load_recipe(stage, os.path.join(REPO, config), dry_run=True,
+                                    output_dir=str(tmp_path / "out"))) is None
+    out = capsys.readouterr().out
+    assert all(name in out for name in names), out
+    assert not (tmp_path / "out").exists()  # nothing loaded, nothing written
