@@ -9,7 +9,8 @@ hinge for RSO's SLiC-style loss).
     python scripts/rso.py --config recipes/rso-hh/rso.yaml --dry_run true
 
 Prompts come from any data the SFT / DPO stages read (each prompt once). Duplicate responses to a prompt count once
-(the paper's candidates are a dict). Writes output_dir/pairs.jsonl (each pair with its two rewards), report.json /
+(the paper's candidates are a dict). `rejection_sampling: false` pairs the first `num_samples` distinct samples
+instead: pairs from pi_sft itself, ranked by the reward model (the paper's "sft-sample-rank" baseline). Writes output_dir/pairs.jsonl (each pair with its two rewards), report.json /
 report.md: candidates, distinct candidates, accepted, pairs, and the mean reward of all candidates vs accepted ones
 (rejection sampling tilts towards high reward, the more so the smaller beta).
 """
@@ -37,6 +38,9 @@ class RSOArguments:
     num_candidates: int = field(default=16, metadata={"help": "responses sampled per prompt (the paper: 64)"})
     num_samples: int = field(default=2, metadata={"help": "responses accepted per prompt (2 -> one pair; paper: 8)"})
     beta: float = field(default=0.5, metadata={"help": "pi* ∝ pi_sft exp(r / beta): smaller beta, greedier sampling"})
+    rejection_sampling: bool = field(default=True, metadata={
+        "help": "false: keep the first num_samples distinct samples (pairs from pi_sft itself, the paper's "
+                "'sft-sample-rank' baseline)"})
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 16
@@ -69,7 +73,8 @@ def main(args: RSOArguments):
             ["prompts", args.dataset_name or args.dataset_mixture],
             ["sampling", f"{args.num_candidates} per prompt, T={args.temperature}, top_p={args.top_p}, "
                          f"{args.max_new_tokens} new tokens"],
-            ["rejection sampling", f"{args.num_samples} accepted per prompt, beta={args.beta}"],
+            ["rejection sampling", f"{args.num_samples} accepted per prompt, beta={args.beta}" if
+             args.rejection_sampling else f"off: the first {args.num_samples} distinct samples"],
             ["writes", f"{args.output_dir}/pairs.jsonl"]]))
         return None
     require_model_dir(args.model_name_or_path, "model_name_or_path")
@@ -91,7 +96,8 @@ def main(args: RSOArguments):
         for prompt, group in zip(prompts, generations, strict=True):
             texts = list(dict.fromkeys(g.text for g in group if g.text))  # distinct, in sampling order
             rewards = score(reward_model, reward_tokenizer, [prompt] * len(texts), texts) if texts else []
-            accepted = rejection_sample(rewards, args.num_samples, args.beta, rng)
+            accepted = rejection_sample(rewards, args.num_samples, args.beta, rng) if args.rejection_sampling \
+                else list(range(min(args.num_samples, len(texts))))
             pairs = pair_up(accepted, rewards)
             counts["candidates"] += len(group)
             counts["distinct"] += len(texts)
@@ -110,6 +116,7 @@ def main(args: RSOArguments):
                     samples.append({"prompt": prompt[-1]["content"] if isinstance(prompt, list) else prompt,
                                     "chosen": texts[c], "rejected": texts[r]})
     metrics = {"prompts": len(prompts), "sources": sources, **counts, "beta": args.beta,
+               "rejection_sampling": args.rejection_sampling,
                "num_candidates": args.num_candidates, "num_samples": args.num_samples,
                "mean_reward_candidates": mean(all_rewards), "mean_reward_accepted": mean(accepted_rewards),
                "mean_reward_chosen": mean(chosen_rewards), "mean_reward_rejected": mean(rejected_rewards),

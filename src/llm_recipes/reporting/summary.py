@@ -45,7 +45,8 @@ def summarize_stage(r):
                     f"{_f(r['heldout_kl_before'])} → {_f(r['heldout_kl_after'])}" if "eval_prompts" in r else ""))
     if stage == "rso":
         return (f"{r['prompts']} prompts x {r['num_candidates']} samples ({r['distinct']} distinct) → {r['accepted']} "
-                f"accepted (beta {r['beta']}) → {r['pairs']} pairs; mean reward {_f(r['mean_reward_candidates'])} "
+                f"accepted ({'beta ' + str(r['beta']) if r.get('rejection_sampling', True) else 'no rejection'}) → "
+                f"{r['pairs']} pairs; mean reward {_f(r['mean_reward_candidates'])} "
                 f"(all) vs {_f(r['mean_reward_accepted'])} (accepted)")
     gen = (f"; stops at EOS {r['stops_at_eos']:.0%} of {r['generation_prompts']} held-out prompts"
            if "stops_at_eos" in r else "")
