@@ -143,3 +143,23 @@ def test_real_scale_variants_dry_run_offline(stage, config, names, tmp_path, cap
     out = capsys.readouterr().out
     assert all(name in out for name in names), out
     assert not (tmp_path / "out").exists()  # nothing loaded, nothing written
+
+
+def test_rso_stage_writes_pairs_dpo_reads(model_dir, reward_dir, tmp_path):
+    """scripts/rso.py end to end: every pair's chosen reply scored higher; the file is preference data for dpo.py;
+    rejection sampling tilts the accepted replies towards higher reward than the candidates on average."""
+    from llm_recipes.config import load_recipe
+    from llm_recipes.data import load_records
+    from llm_recipes.scripts import rso
+    from llm_recipes.training.formats import for_preference
+
+    report = rso.main(*load_recipe("rso", {
+        "model_name_or_path": str(model_dir), "reward_model_name_or_path": reward_dir, "dataset_name": DPO,
+        "output_dir": str(tmp_path / "rso"), "num_candidates": 4, "num_samples": 2, "beta": 0.01,
+        "max_new_tokens": 4, "batch_size": 64}))
+    pairs = [json.loads(line) for line in open(tmp_path / "rso" / "pairs.jsonl", encoding="utf-8")]
+    assert report["prompts"] == 75 and report["candidates"] == 300 and len(pairs) == report["pairs"] > 0
+    assert all(p["chosen_reward"] > p["rejected_reward"] for p in pairs)
+    assert report["mean_reward_accepted"] > report["mean_reward_candidates"]
+    dataset, bad = for_preference(load_records(str(tmp_path / "rso" / "pairs.jsonl")), "pairs.jsonl", "drop")
+    assert len(dataset) + bad == len(pairs)
