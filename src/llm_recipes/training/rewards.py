@@ -3,7 +3,7 @@ data format the stages read, scoring (prompt, completion) pairs, and RSO's stati
 
 RSO (Liu et al. 2024, "Statistical Rejection Sampling Improves Preference Optimization", arXiv 2309.06657): responses
 drawn from the SFT policy are accepted so that the accepted ones follow the estimated optimal policy
-pi*(y|x) ∝ pi_sft(y|x) exp(r(x, y) / beta). Algorithm 1 (the paper's code, Appendix A.1): while fewer than
+pi*(y|x) ∝ pi_sft(y|x) exp(r(x, y) / beta). Algorithm 1 (as in the paper's Python listing): while fewer than
 `num_samples` are accepted, take the highest reward r_max among the remaining candidates and go through them in order,
 accepting each with probability exp((r - r_max) / beta) and removing it from the pool once accepted.
 """
