@@ -36,8 +36,13 @@ def load_trained_reward_model(path, key="reward_model_name_or_path"):
     """A reward model directory saved by scripts/reward.py (or a hub reward model), in eval mode, with its tokenizer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import os
+
     from llm_recipes.training.common import require_model_dir
 
+    if os.path.isfile(os.path.join(path or "", "adapter_config.json")):
+        raise RecipeError(f"{key}: {path} holds a LoRA adapter; give the merged reward model ({path}/merged, saved "
+                          "by scripts/reward.py with merge_adapter: true)")
     require_model_dir(path or "", key)
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     if model.config.num_labels != 1:
