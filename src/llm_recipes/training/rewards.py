@@ -34,9 +34,9 @@ def load_reward_model(model_args, allow_pickle=False, trust_remote_code=False, t
 
 def load_trained_reward_model(path, key="reward_model_name_or_path"):
     """A reward model directory saved by scripts/reward.py (or a hub reward model), in eval mode, with its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     import os
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from llm_recipes.training.common import require_model_dir
 
