@@ -34,6 +34,20 @@ def summarize_stage(r):
     if stage == "verdict":
         return "; ".join(f"{v['better']} vs {v['worse']} on {v['metric']}: {v['verdict']} (difference "
                          f"{_f(v['mean_difference'])} [{_f(v['low'])}, {_f(v['high'])}])" for v in r["verdicts"])
+    if stage == "reward":
+        return (f"{r['steps']} steps on {r['pairs']} pairs; loss {_f(r.get('loss_first'))} → {_f(r.get('loss_last'))}"
+                + (f"; held-out pairwise accuracy {_f(r.get('heldout_accuracy_before'))} → "
+                   f"{_f(r['heldout_accuracy'])} of {r['eval_pairs']}" if "heldout_accuracy" in r else ""))
+    if stage == "rl":
+        return (f"{r['steps']} steps (RLOO, beta {r['beta']}); KL at step 0 {_f(r['kl_step0'])}; train reward "
+                f"{_f(r['reward_first'])} → {_f(r['reward_last'])}" + (
+                    f"; held-out reward {_f(r['heldout_reward_before'])} → {_f(r['heldout_reward_after'])}, KL "
+                    f"{_f(r['heldout_kl_before'])} → {_f(r['heldout_kl_after'])}" if "eval_prompts" in r else ""))
+    if stage == "rso":
+        return (f"{r['prompts']} prompts x {r['num_candidates']} samples ({r['distinct']} distinct) → {r['accepted']} "
+                f"accepted ({'beta ' + str(r['beta']) if r.get('rejection_sampling', True) else 'no rejection'}) → "
+                f"{r['pairs']} pairs; mean reward {_f(r['mean_reward_candidates'])} "
+                f"(all) vs {_f(r['mean_reward_accepted'])} (accepted)")
     gen = (f"; stops at EOS {r['stops_at_eos']:.0%} of {r['generation_prompts']} held-out prompts"
            if "stops_at_eos" in r else "")
     if stage == "sft":
