@@ -12,7 +12,8 @@ sets: `mixture_size` facts of the fine-tuning split with a controlled Unknown sh
 scripts/sft.py, and `heldout.jsonl` (the held-out split with its categories).
 
 Track (`runs`): every checkpoint-* of each SFT run answers each eval set zero-shot (greedy, exact match); writes
-<output_dir>/<run>/<eval set>/report.json (accuracy per epoch, final, best, mean) for scripts/verdict.py, a table and
+<output_dir>/<run>/<eval set>/report.json (accuracy per epoch, final, best and mean over the checkpoints; `base_model`
+adds epoch 0) for scripts/verdict.py, a table and
 curves.png. Writes report.json last (report.md, PNG before it).
 """
 
@@ -32,9 +33,11 @@ from llm_recipes.reporting.report import clear_report, markdown_table, write_jso
 class SlickArguments:
     output_dir: str
     dataset_name: str | None = field(default=None, metadata={"help": "facts JSONL: question, answer [, relation, ...]"})
+    answer_key: str = field(default="answer", metadata={"help": "the answer column (a string or a list of aliases)"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "the model to categorise"})
     runs: list[str] | None = field(default=None, metadata={"help": "track mode: SFT output dirs (checkpoint-*)"})
     eval_sets: list[dict] | None = field(default=None, metadata={"help": "track mode: [{name, path, where}]"})
+    base_model: str | None = field(default=None, metadata={"help": "track mode: the runs' start, shown as epoch 0"})
     fewshot_where: dict | None = field(default=None, metadata={"help": "exemplar pool: the facts matching these keys"})
     n_prompts: int = field(default=4, metadata={"help": "N_ex: few-shot prompts per fact (greedy answers)"})
     k_shot: int = 4
@@ -93,7 +96,8 @@ def plot_categories(path, rows, truth_key):
 
 
 def categorise(args):
-    facts = [dict(r) for r in load_records(args.dataset_name, required_keys=["question", "answer"])]
+    facts = [dict(r, answer=r[args.answer_key])
+             for r in load_records(args.dataset_name, required_keys=["question", args.answer_key])]
     pool = select(facts, args.fewshot_where)
     rows = slick.categorise(facts, pool, model_fn(args.model_name_or_path, args), args.n_prompts, args.k_shot,
                             args.n_samples, args.temperature, args.seed, args.template, args.answer_template,
@@ -147,21 +151,27 @@ def track(args):
                               e.get("where")) for e in args.eval_sets or []}
     if not sets or not all(sets.values()):
         raise RecipeError(f"eval_sets: each needs a name, a path and at least one matching record; got {args.eval_sets}")
+    def accuracy(path):
+        fn = model_fn(path, args)
+        return {s: sum(slick.greedy_accuracy(records, fn, args.template, args.stop, args.answer_suffixes)) /
+                len(records) for s, records in sets.items()}
+
+    base = accuracy(args.base_model) if args.base_model else None
     curves = {}
     for run_dir in args.runs:
         name = os.path.basename(os.path.normpath(run_dir))
-        epochs, acc = [], {s: [] for s in sets}
+        epochs, acc = ([0.0], {s: [base[s]] for s in sets}) if base else ([], {s: [] for s in sets})
         for checkpoint in checkpoints(run_dir):
-            fn = model_fn(checkpoint, args)
             epochs.append(epoch_of(checkpoint))
-            for s, records in sets.items():
-                acc[s].append(sum(slick.greedy_accuracy(records, fn, args.template, args.stop, args.answer_suffixes))
-                              / len(records))
+            for s, value in accuracy(checkpoint).items():
+                acc[s].append(value)
         for s, values in acc.items():
             curves[(name, s)] = (epochs, values)
+            trained = values[1:] if base else values  # best and mean over the fine-tuning checkpoints
             write_report(os.path.join(args.output_dir, name, s), "slick_track", {
                 "run": run_dir, "eval_set": s, "examples": len(sets[s]), "epochs": epochs, "accuracy": values,
-                "accuracy_final": values[-1], "accuracy_best": max(values), "accuracy_mean": sum(values) / len(values)})
+                "accuracy_final": values[-1], "accuracy_best": max(trained), "accuracy_mean": sum(trained) / len(trained),
+                "accuracy_start": base[s] if base else None})
     plot_curves(os.path.join(args.output_dir, "curves.png"), curves, list(sets))
     rows = [[run_name, s, len(sets[s]), " ".join(f"{v:.2f}" for v in values)]
             for (run_name, s), (_, values) in curves.items()]
