@@ -86,8 +86,8 @@ def test_fewshot_prompts_exclude_the_asked_question_and_keep_the_relation():
 def memorising_model(tmp_path, known):
     """A 2-layer Llama trained for a few seconds on FAQ-like pages stating the `known` facts only."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from conftest import tiny_tokenizer_dir
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir(tmp_path))
     torch.manual_seed(0)
@@ -155,3 +155,73 @@ def test_stage_needs_exactly_one_mode(tmp_path):
 
     with pytest.raises(RecipeError, match="either model_name_or_path"):
         stage.main(*load_recipe(stage, dict(output_dir=str(tmp_path), model_name_or_path="m", runs=["r"])))
+
+
+def test_track_writes_a_report_per_run_and_eval_set_that_verdict_reads(tmp_path, monkeypatch):
+    """Track mode on fake epoch checkpoints (a stub generator per checkpoint): accuracy per epoch, base model as epoch
+    0, one report.json per run and eval set, and scripts/verdict.py computing a claim from them."""
+    from llm_recipes.config import load_recipe
+    from llm_recipes.scripts import slick as stage
+    from llm_recipes.scripts import verdict
+
+    facts = facts_of(4, "k", ["リンゴ"]) + facts_of(4, "u", ["モモ"])
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(dict(f, known="Known" if f["seen"] == "k" else "Unknown"),
+                                       ensure_ascii=False) + "\n" for f in facts), encoding="utf-8")
+    runs = []
+    for seed in (1, 2, 3):
+        runs.append(str(tmp_path / f"sft_s{seed}"))
+        for step, epoch in ((5, 1.0), (10, 2.0)):
+            (tmp_path / f"sft_s{seed}" / f"checkpoint-{step}").mkdir(parents=True)
+            (tmp_path / f"sft_s{seed}" / f"checkpoint-{step}" / "trainer_state.json").write_text(
+                json.dumps({"epoch": epoch}))
+
+    def fake_model(model_path, args):  # Known facts right from epoch 1, Unknown ones at epoch 2 (seed 3: half of them)
+        late = [f["question"] for f in facts[4:8 if "sft_s3" not in model_path else 6]]
+        mode = {f["question"]: ("never" if model_path == "base" else "always" if f["seen"] == "k" or (
+            model_path.endswith("checkpoint-10") and f["question"] in late) else "never", f["answer"], "")
+            for f in facts}
+        return stub_model(mode)
+
+    monkeypatch.setattr(stage, "model_fn", fake_model)
+    (args,) = load_recipe(stage, dict(
+        runs=runs, base_model="base", output_dir=str(tmp_path / "track"), template=TEMPLATE, answer_suffixes=["です"],
+        eval_sets=[{"name": "known", "path": str(path), "where": {"known": "Known"}},
+                   {"name": "unknown", "path": str(path), "where": {"known": "Unknown"}}]))
+    report = stage.main(args)
+    assert report["curves"]["sft_s1/unknown"] == {"epochs": [0.0, 1.0, 2.0], "accuracy": [0.0, 0.0, 1.0]}
+    run1 = json.load(open(tmp_path / "track" / "sft_s1" / "known" / "report.json", encoding="utf-8"))
+    assert (run1["accuracy_mean"], run1["accuracy_best"], run1["accuracy_start"]) == (1.0, 1.0, 0.0)
+    (vargs,) = load_recipe(verdict, dict(
+        arms={"known": [f"{r.replace('sft_s', 'track/sft_s')}/known" for r in runs],
+              "unknown": [f"{r.replace('sft_s', 'track/sft_s')}/unknown" for r in runs]},
+        metrics=[{"name": "fit", "key": "accuracy_mean"}], claims=[{"metric": "fit", "better": "known",
+                                                                     "worse": "unknown"}],
+        output_dir=str(tmp_path / "verdict")))
+    (result,) = verdict.main(vargs)["verdicts"]
+    assert result["verdict"] == "reproduced" and result["mean_difference"] == pytest.approx((0.5 + 0.5 + 0.75) / 3)
+    assert (tmp_path / "track" / "curves.png").stat().st_size > 0
+
+
+def test_real_scale_variant_validates_offline(tmp_path, capsys):
+    """recipes/slick-entityquestions: every stage resolves and parses; the SliCK and SFT stages print their plan with
+    --dry_run (a hub model, nothing downloaded)."""
+    import importlib
+    import os
+
+    import yaml
+    from conftest import REPO
+
+    from llm_recipes.config import parse, recipe_context
+    from llm_recipes.scripts import run_recipe
+
+    folder = os.path.join(REPO, "recipes", "slick-entityquestions")
+    spec = yaml.safe_load(open(os.path.join(folder, "recipe.yaml"), encoding="utf-8"))
+    context = recipe_context(folder, str(tmp_path / "run"))
+    for item in spec["stages"]:
+        module = importlib.import_module(f"llm_recipes.scripts.{os.path.basename(item['script'])[:-3]}")
+        path, _ = run_recipe.resolve(folder, item, context, recipe_context(folder)["run_dir"], {})
+        if module.__name__.endswith(("slick", "sft")):
+            module.main(*parse(module.ARGUMENTS, ["--config", path, "--dry_run", "true"]))
+    out = capsys.readouterr().out
+    assert "Qwen/Qwen2.5-1.5B" in out and "10 x 4" in out and "categorise/u50.jsonl" in out
