@@ -83,7 +83,7 @@ def test_fewshot_prompts_exclude_the_asked_question_and_keep_the_relation():
         assert "赤" not in p and p.count("リンゴです。") == 4
 
 
-def memorising_model(tmp_path, known):
+def memorising_model(tmp_path, known, steps=100):
     """A 2-layer Llama trained for a few seconds on FAQ-like pages stating the `known` facts only."""
     import torch
     from conftest import tiny_tokenizer_dir
@@ -98,7 +98,8 @@ def memorising_model(tmp_path, known):
     lines = [slick.render(f["question"], f["answer"], TEMPLATE, ANSWER) for f in known]
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(150):
+    loss = None
+    for _ in range(steps):
         pages = ["\n".join(rng.sample(lines, 5)) for _ in range(8)]
         batch = tok(pages, padding=True, return_tensors="pt")
         labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
@@ -106,7 +107,7 @@ def memorising_model(tmp_path, known):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    return model.eval(), tok, loss.item()
+    return model.eval(), tok, loss.item() if steps else None
 
 
 def test_a_model_that_memorised_some_facts_knows_those_and_not_the_others(tmp_path):
@@ -114,14 +115,19 @@ def test_a_model_that_memorised_some_facts_knows_those_and_not_the_others(tmp_pa
     on come out Known, facts about villages it never saw (with answers it never produced) come out Unknown."""
     known = facts_of(10, "カキ", ["リンゴ", "ミカン", "ブドウ", "モモ"])
     unseen = facts_of(6, "サシ", ["ナシ", "イチゴ", "メロン"])
-    model, tok, loss = memorising_model(tmp_path, known)
-    assert loss < 0.6, loss
-    rows = slick.categorise(known + unseen, known, slick.hf_generate_fn(model, tok, max_new_tokens=6),
-                            n_prompts=3, k_shot=3, n_samples=3, temperature=0.5, template=TEMPLATE,
-                            answer_template=ANSWER, suffixes=["です"])
-    by_seen = {s: [r["category"] for r in rows if r["seen"] == s] for s in ("カキ", "サシ")}
-    assert by_seen["サシ"] == ["Unknown"] * 6, rows[-6:]
-    assert by_seen["カキ"].count("HighlyKnown") >= 8 and "Unknown" not in by_seen["カキ"], by_seen
+
+    def categories(steps):
+        model, tok, loss = memorising_model(tmp_path / str(steps), known, steps)
+        assert steps == 0 or loss < 0.6, loss
+        rows = slick.categorise(known + unseen, known, slick.hf_generate_fn(model, tok, max_new_tokens=6),
+                                n_prompts=3, k_shot=3, n_samples=3, temperature=0.5, template=TEMPLATE,
+                                answer_template=ANSWER, suffixes=["です"])
+        return {s: [r["category"] for r in rows if r["seen"] == s] for s in ("カキ", "サシ")}
+
+    trained = categories(100)
+    assert trained["サシ"] == ["Unknown"] * 6, trained
+    assert trained["カキ"].count("HighlyKnown") >= 8 and "Unknown" not in trained["カキ"], trained
+    assert categories(0)["カキ"] == ["Unknown"] * 10  # the same facts before training: nothing known
 
 
 def test_stage_writes_categories_mixtures_and_report(tmp_path, monkeypatch):
