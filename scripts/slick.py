@@ -111,8 +111,9 @@ def categorise(args):
     if args.truth_key:
         metrics["agreement"] = slick.agreement(rows, args.truth_key, args.truth_expected or {})
         text += f"\n\n## Against what the model saw ({args.truth_key})\n\n" + markdown_table(
-            ["group", "facts", *slick.CATEGORIES, "expected", "agreement"],
-            [[g, e["n"], *(e[c] for c in slick.CATEGORIES), e.get("expected", "-"), e.get("agreement", "-")]
+            ["group", "facts", *slick.CATEGORIES, "distinct answers (mean)", "expected", "agreement"],
+            [[g, e["n"], *(e[c] for c in slick.CATEGORIES), e["mean_distinct_answers"], e.get("expected", "-"),
+              e.get("agreement", "-")]
              for g, e in metrics["agreement"]["groups"].items()]) + \
             f"\n\nAgreement over facts with an expectation: {metrics['agreement']['overall']}"
     for mix in args.mixtures or []:
@@ -151,6 +152,7 @@ def track(args):
                               e.get("where")) for e in args.eval_sets or []}
     if not sets or not all(sets.values()):
         raise RecipeError(f"eval_sets: each needs a name, a path and at least one matching record; got {args.eval_sets}")
+
     def accuracy(path):
         fn = model_fn(path, args)
         return {s: sum(slick.greedy_accuracy(records, fn, args.template, args.stop, args.answer_suffixes)) /

@@ -100,7 +100,8 @@ def categorise(facts, pool, generate_fn, n_prompts=4, k_shot=4, n_samples=4, tem
     """SliCK categories of `facts` (dicts with question, answer [, relation, ...]): for each fact, n_prompts few-shot
     prompts answered greedily (P_correct(greedy) over n_prompts answers) and by sampling at `temperature`
     (n_samples per prompt, P_correct(sampled) over n_prompts x n_samples answers). Returns one row per fact: the fact's
-    own keys plus p_greedy, p_sampled, category, known and the first greedy answer."""
+    own keys plus p_greedy, p_sampled, category, known, the first greedy answer and the number of distinct answers (for a
+    fact the model cannot know, drawn from k possible values, P(Known) = E[distinct answers] / k by chance alone)."""
     rng = random.Random(seed)
     prompts = [p for f in facts for p in fewshot_prompts(f, pool, n_prompts, k_shot, rng, template, answer_template,
                                                           separator, relation_key)]
@@ -115,7 +116,8 @@ def categorise(facts, pool, generate_fn, n_prompts=4, k_shot=4, n_samples=4, tem
         p_sampled = sum(is_correct(t, fact["answer"], stop, suffixes) for t in s) / len(s) if s else 0.0
         cat = category(p_greedy, p_sampled)
         rows.append({**fact, "p_greedy": p_greedy, "p_sampled": p_sampled, "category": cat, "known": known(cat),
-                     "greedy_answer": normalize(g[0], stop, suffixes)})
+                     "greedy_answer": normalize(g[0], stop, suffixes),
+                     "distinct_answers": len({normalize(t, stop, suffixes) for t in g + s})})
     return rows
 
 
@@ -150,7 +152,8 @@ def agreement(rows, truth_key, expected):
     table, hits, total = {}, 0, 0
     for group in sorted({r.get(truth_key) for r in rows}, key=str):
         members = [r for r in rows if r.get(truth_key) == group]
-        entry = {"n": len(members), **{c: sum(r["category"] == c for r in members) for c in CATEGORIES}}
+        entry = {"n": len(members), **{c: sum(r["category"] == c for r in members) for c in CATEGORIES},
+                 "mean_distinct_answers": sum(r.get("distinct_answers", 0) for r in members) / len(members)}
         if group in expected:
             if expected[group] not in (KNOWN, UNKNOWN):
                 raise RecipeError(f"truth_expected: {group}: '{expected[group]}' is not Known or Unknown")
