@@ -21,6 +21,8 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
 - rc_train.jsonl, rc_eval.jsonl  recipes/packing-vs-padding: prompt (passage + question) / completion about new
                   villages, varied lengths; `answer` and `candidates` (same-kind values) for scoring.
 - eos_probe.jsonl a fact stated in one sample (`context`), asked about in the next (`question`): the EOS probe.
+- slick_facts.jsonl  recipes/slick: question/answer facts about train villages (seen: faq), test villages (prose) and
+                  new villages in no document (unseen), with a fine-tuning / held-out split.
 """
 
 import argparse
@@ -40,6 +42,7 @@ from llm_recipes.tiny_world import (  # noqa: F401
     make_world,
     near_duplicate,
     reading_comprehension,
+    slick_facts,
 )
 
 
@@ -163,8 +166,9 @@ def build(seed=0, n_villages=40, n_test=15, docs_per_village=6):
     # states a fact in one sample, then asks about it in the next: the answer is only available across the boundary.
     rng4 = random.Random(seed + 3)
     rc = reading_comprehension(rng4, {v["ja"] for v in villages}, n_train=800, n_eval=60, n_probe=45)
+    slick = {"slick_facts.jsonl": slick_facts(random.Random(seed + 4), train, test)}  # SliCK (recipes/slick)
     return {
-        **pit, **rc,
+        **pit, **rc, **slick,
         "docs.jsonl": docs, "sft.jsonl": sft, "dpo_hh.jsonl": dpo_hh, "dpo_eval.jsonl": dpo_eval, "sft_eval.jsonl": sft_eval, "dpo.jsonl": dpo,
         "eval_mc.jsonl": multiple_choice(test, 0), "eval_mc_train.jsonl": multiple_choice(train, 1000),
         "truth.json": truth,

@@ -194,3 +194,29 @@ def web_noise(rng):
                                      month=rng.randrange(1, 13), day=rng.randrange(1, 29),
                                      price=f"{rng.randrange(5, 300) * 100:,}"))
     return "\n".join(lines)
+
+
+def slick_facts(rng, train, test, n_unseen=40, heldout_fraction=0.4):
+    """Facts for SliCK (recipes/slick): every attribute of the train villages (seen in pretraining as prose and as FAQ
+    question/answer pages: `seen` = faq), of the test villages (prose only: `seen` = prose) and of `n_unseen` new
+    villages whose names have the same three-syllable form but appear in no document (random attributes: `seen` =
+    unseen). Questions in the FAQ pages' form (not NFKC-normalised, as docs.jsonl is pretrained on raw). Within each
+    group a `heldout_fraction` of the villages go to the held-out split, the rest to the fine-tuning split."""
+    taken = {v["ja"] for v in train + test}
+    names = set()
+    while len(names) < n_unseen:
+        name = "".join(s[0] for s in rng.sample(SYLLABLES, 3))
+        if name not in taken:
+            names.add(name)
+    unseen = [{"ja": name, "attrs": {k: rng.randrange(len(spec[3])) for k, spec in ATTRIBUTES.items()}}
+              for name in sorted(names)]
+    rng.shuffle(unseen)
+    rows = []
+    for seen, group in (("faq", train), ("prose", test), ("unseen", unseen)):
+        n_heldout = round(len(group) * heldout_fraction)
+        for i, village in enumerate(group):
+            for kind, (question, _, _, values) in ATTRIBUTES.items():
+                rows.append({"question": question.format(v=village["ja"]), "answer": values[village["attrs"][kind]][0],
+                             "relation": kind, "village": village["ja"], "seen": seen,
+                             "split": "heldout" if i < n_heldout else "finetune"})
+    return rows
