@@ -39,8 +39,8 @@ from llm_recipes.training.modeling import (
     count_parameters,
     fit_hidden_size,
     flops_per_token,
-    meta_model,
 )
+from llm_recipes.training.plan import print_plan
 from llm_recipes.training.token_selection import TokenSelectionMixin, check_token_selection, selection_summary
 from llm_recipes.training.ul2 import (
     CausalEvalMixin,
@@ -48,7 +48,6 @@ from llm_recipes.training.ul2 import (
     add_missing_tokens,
     check_objective,
     grow_embeddings,
-    plan_lines,
     required_tokens,
     ul2_summary,
 )
@@ -220,37 +219,6 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     return trainer, result, checkpoint, throughput.last, len(train)
 
 
-def dry_run(args, training_args, tokenizer):
-    """Shapes and parameter counts on the meta device, and the data-stage plan; nothing is downloaded or allocated."""
-    from transformers import AutoConfig
-
-    if args.model_name_or_path:
-        config = AutoConfig.from_pretrained(args.model_name_or_path) if os.path.isdir(args.model_name_or_path) else None
-        shape = [["continues from", args.model_name_or_path + ("" if config else " (hub: not read in a dry run)")]]
-    else:
-        config = build_config(args, tokenizer)
-        shape = [["architecture", args.architecture], ["layers", args.num_hidden_layers], ["hidden", args.hidden_size]]
-    counts = count_parameters(meta_model(config)) if config else {}
-    print(markdown_table(["key", "value"], [*shape, *counts.items()]))
-    per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-    plan = []
-    for i, stage in enumerate(args.data_stages or [{"dataset_name": args.dataset_name}]):
-        block = stage.get("block_size", args.block_size)
-        steps = math.ceil(stage["max_tokens"] / (per_step * block)) if "max_tokens" in stage else \
-            stage.get("max_steps", training_args.max_steps)
-        sources = stage.get("datasets") or [{"path": stage["dataset_name"], "config": args.dataset_config}]
-        data = ", ".join(f"{s['path']}{':' + s['config'] if s.get('config') else ''} x{s.get('weight', 1.0)}"
-                         for s in sources)
-        plan.append([i, data, block, steps, steps * per_step * block])
-    print(markdown_table(["stage", "data", "block", "steps (1 process)", "tokens"], plan))
-    if args.token_selection:
-        print(f"token selection (Rho-1): loss on the top {args.token_selection['ratio']:.0%} of each batch's tokens by "
-              f"excess loss over {args.token_selection['reference_model']}")
-    for line in plan_lines(args.ul2_denoisers, max(p[2] for p in plan)) if args.ul2_denoisers else []:
-        print(line)
-    return {**counts, "stage_steps": [p[3] for p in plan]}
-
-
 def main(args: PretrainArguments, training_args: TrainingArguments):
     from transformers import AutoTokenizer, set_seed
 
@@ -273,7 +241,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     push = hub_push_target(training_args)  # no token: stop now, not after training
     if args.dry_run:
         print(f"push to hub: {push or 'no'}")
-        return dry_run(args, training_args, tokenizer)
+        return print_plan(args, training_args, tokenizer)
     if training_args.torch_compile and not training_args.dataloader_drop_last:
         print("note: torch_compile with a short last batch recompiles for dynamic shapes (measured 0.64x instead of "
               "1.06x on CPU); set dataloader_drop_last: true")
