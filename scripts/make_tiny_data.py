@@ -164,11 +164,44 @@ def build(seed=0, n_villages=40, n_test=15, docs_per_village=6):
     rng4 = random.Random(seed + 3)
     rc = reading_comprehension(rng4, {v["ja"] for v in villages}, n_train=800, n_eval=60, n_probe=45)
     return {
-        **pit, **rc,
+        **pit, **rc, **pit_study(seed),
         "docs.jsonl": docs, "sft.jsonl": sft, "dpo_hh.jsonl": dpo_hh, "dpo_eval.jsonl": dpo_eval, "sft_eval.jsonl": sft_eval, "dpo.jsonl": dpo,
         "eval_mc.jsonl": multiple_choice(test, 0), "eval_mc_train.jsonl": multiple_choice(train, 1000),
         "truth.json": truth,
     }
+
+
+def pit_study(seed=0, n_train=40, n_test=40, docs_per_village=3):
+    """recipes/pit (the paper's six arms): a world of its own (own random stream, so the files above stay as they were)
+    with more villages. pit_study_{train,test}_docs: Japanese documents (all three facts, paraphrased, with fillers);
+    pit_study_train_qa: QA about the train villages as plain "質問:/答え:" text (with question / answer fields, the
+    few-shot pool); pit_study_train_open_book: each train document immediately followed by its village's QA
+    (open-book, the interleaving PIT trains on); pit_study_test_qa: the same about the test villages (held out, scored by
+    exact match on the generated answer)."""
+    rng = random.Random(seed + 10)
+    villages = make_world(rng, n_train + n_test)
+    groups = {"train": villages[n_test:], "test": villages[:n_test]}
+
+    def qa(village, kind):
+        q = unicodedata.normalize("NFKC", ATTRIBUTES[kind][0].format(v=village["ja"]))
+        a = ATTRIBUTES[kind][3][village["attrs"][kind]][0]
+        return {"question": q, "answer": a, "text": f"質問:{q}\n答え:{a}です。"}
+
+    docs = {split: [(v, document(rng, v, "ja", rng.randrange(1, 3))) for v in group for _ in range(docs_per_village)]
+            for split, group in groups.items()}
+    files = {f"pit_study_{split}_docs.jsonl": [{"id": f"pit-study-{split}-{i}", "text": text}
+                                               for i, (_, text) in enumerate(rows)] for split, rows in docs.items()}
+    files["pit_study_train_qa.jsonl"] = [{"id": f"pit-study-qa-{i}", **row} for i, row in
+                                         enumerate(qa(v, k) for v in groups["train"] for k in ATTRIBUTES)]
+    open_book = []
+    for i, (village, text) in enumerate(docs["train"]):
+        pairs = [qa(village, k)["text"] for k in ATTRIBUTES]
+        rng.shuffle(pairs)
+        open_book.append({"id": f"pit-study-open-book-{i}", "text": "\n".join([text, *pairs])})
+    files["pit_study_train_open_book.jsonl"] = open_book
+    files["pit_study_test_qa.jsonl"] = [{"id": f"pit-study-test-qa-{i}", **row} for i, row in  # same fields as train
+                                        enumerate(qa(v, k) for v in groups["test"] for k in ATTRIBUTES)]
+    return files
 
 
 def write(files, output_dir):

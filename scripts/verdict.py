@@ -6,7 +6,9 @@ intervals, and decide each claim from the seeds paired by position (llm_recipes.
 `arms`: {arm: [run output_dir per seed, ...]} (seed i of every arm at position i). `metrics`: [{name, key, report,
 higher_is_better}]: `key` is a dotted path in a report.json; `report` is the folder holding it, `{run}` (default) for
 the run itself or another stage's folder where `{name}` stands for the run folder's name (an evaluation stage's
-scores.{name}.<task>.score). `claims`: [{metric, better, worse}]. Writes report.md, comparison.png and report.json.
+scores.{name}.<task>.score). Optional `reference: {arm: number}` with `reference_label` puts published figures (a
+paper's, say) in a column beside ours, for reading only: verdicts use our runs. `claims`: [{metric, better, worse}].
+Writes report.md, comparison.png and report.json.
 """
 
 import os
@@ -22,7 +24,8 @@ from llm_recipes.reporting.stats import format_interval, t_interval, verdict
 class VerdictArguments:
     arms: dict = field(metadata={"help": "{arm: [run output_dir of seed 1, seed 2, ...]}"})
     metrics: list[dict] = field(metadata={"help": "[{name, key (dotted), report ('{run}' or a folder), "
-                                                  "higher_is_better}]"})
+                                                  "higher_is_better, reference: {arm: published figure}, "
+                                                  "reference_label}]"})
     claims: list[dict] = field(metadata={"help": "[{metric, better: arm, worse: arm}]"})
     output_dir: str
 
@@ -80,8 +83,20 @@ def main(args: VerdictArguments):
         if claim.get("metric") not in by_name or claim.get("better") not in args.arms or \
                 claim.get("worse") not in args.arms:
             raise RecipeError(f"claims: {claim} must name a metric ({list(by_name)}) and two arms ({list(args.arms)})")
+    for metric in args.metrics:
+        unknown = set(metric.get("reference") or {}) - set(args.arms)
+        if unknown:
+            raise RecipeError(f"metrics '{metric['name']}': reference names unknown arm(s) {sorted(unknown)}")
     values = collect(args)
+    references = [m for m in args.metrics if m.get("reference")]
+    label = " / ".join(dict.fromkeys(m.get("reference_label", "reference") for m in references))
+
+    def reference(metric, arm):
+        value = (by_name[metric].get("reference") or {}).get(arm)
+        return "-" if value is None else f"{value:.4g}"
+
     rows = [[metric, arm, format_interval(*t_interval(v)), ", ".join(f"{x:.4g}" for x in v)]
+            + ([reference(metric, arm)] if references else [])
             for metric, by_arm in values.items() for arm, v in by_arm.items()]
     verdicts = []
     for claim in args.claims:
@@ -89,7 +104,8 @@ def main(args: VerdictArguments):
         result = verdict(values[metric["name"]][claim["better"]], values[metric["name"]][claim["worse"]],
                          higher_is_better=metric.get("higher_is_better", True))
         verdicts.append({**claim, **result})
-    table = markdown_table(["metric", "arm", "mean [95% t interval]", "per seed"], rows)
+    table = markdown_table(["metric", "arm", "mean [95% t interval]", "per seed"] + ([label] if references else []),
+                           rows)
     claims = markdown_table(["claim", "metric", "mean difference [95% interval]", "seeds", "verdict"], [
         [f"{v['better']} beats {v['worse']}", v["metric"], format_interval(v["mean_difference"], v["low"], v["high"]),
          v["seeds"], f"**{v['verdict']}**"] for v in verdicts])
@@ -99,7 +115,8 @@ def main(args: VerdictArguments):
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Comparison over {counts.pop()} seeds\n\n{text}")
     print(text)
-    return write_report(args.output_dir, "verdict", {"values": values, "verdicts": verdicts},
+    return write_report(args.output_dir, "verdict", {"values": values, "verdicts": verdicts, "references": {
+        m["name"]: {"label": m.get("reference_label", "reference"), **m["reference"]} for m in references}},
                         wall_time_s=time.time() - start)
 
 
