@@ -17,7 +17,10 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
 - eval_mc.jsonl   held-out multiple-choice questions (test villages) in JCommonsenseQA's format: question,
                   choice0..choice4, label. Answers sit evenly on the five positions; distractors are the same kind.
 - eval_mc_train.jsonl  the same format for train villages (few-shot pool).
-- pit_*.jsonl     recipes/pit: documents about train / test villages, and train QA as plain text.
+- pit_{train,test}_docs.jsonl, pit_train_qa.jsonl  documents about train / test villages, and train QA as plain text
+                  (recipes/rho1's reference set; tests).
+- pit_study_*.jsonl  recipes/pit (the six arms of Jiang et al. 2024): a world of 40 train + 40 test villages of its own,
+                  documents, QA, open-book records (each train document followed by its QA), held-out test QA.
 - rc_train.jsonl, rc_eval.jsonl  recipes/packing-vs-padding: prompt (passage + question) / completion about new
                   villages, varied lengths; `answer` and `candidates` (same-kind values) for scoring.
 - eos_probe.jsonl a fact stated in one sample (`context`), asked about in the next (`question`): the EOS probe.
