@@ -19,7 +19,7 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
 - eval_mc_train.jsonl  the same format for train villages (few-shot pool).
 - pit_{train,test}_docs.jsonl, pit_train_qa.jsonl  documents about train / test villages, and train QA as plain text
                   (recipes/rho1's reference set; tests).
-- pit_study_*.jsonl  recipes/pit (the six arms of Jiang et al. 2024): a world of 40 train + 40 test villages of its own,
+- pit_study_*.jsonl  recipes/pit (the six arms of Jiang et al. 2024): a world of 30 train + 30 test villages of its own,
                   documents, QA, open-book records (each train document followed by its QA), held-out test QA.
 - rc_train.jsonl, rc_eval.jsonl  recipes/packing-vs-padding: prompt (passage + question) / completion about new
                   villages, varied lengths; `answer` and `candidates` (same-kind values) for scoring.
@@ -174,7 +174,7 @@ def build(seed=0, n_villages=40, n_test=15, docs_per_village=6):
     }
 
 
-def pit_study(seed=0, n_train=40, n_test=40, docs_per_village=3):
+def pit_study(seed=0, n_train=30, n_test=30, docs_per_village=3):
     """recipes/pit (the paper's six arms): a world of its own (own random stream, so the files above stay as they were)
     with more villages. pit_study_{train,test}_docs: Japanese documents (all three facts, paraphrased, with fillers);
     pit_study_train_qa: QA about the train villages as plain "質問:/答え:" text (with question / answer fields, the
