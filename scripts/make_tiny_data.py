@@ -180,7 +180,7 @@ def pit_study(seed=0, n_train=30, n_test=30, docs_per_village=3):
     pit_study_train_qa: QA about the train villages as plain "質問:/答え:" text (with question / answer fields, the
     few-shot pool); pit_study_train_open_book: each train document immediately followed by its village's QA
     (open-book, the interleaving PIT trains on); pit_study_test_qa: the same about the test villages (held out, scored by
-    exact match on the generated answer)."""
+    exact match on the generated answer, and by which of the kind's eight values (`choices`) the model ranks first)."""
     rng = random.Random(seed + 10)
     villages = make_world(rng, n_train + n_test)
     groups = {"train": villages[n_test:], "test": villages[:n_test]}
@@ -188,7 +188,8 @@ def pit_study(seed=0, n_train=30, n_test=30, docs_per_village=3):
     def qa(village, kind):
         q = unicodedata.normalize("NFKC", ATTRIBUTES[kind][0].format(v=village["ja"]))
         a = ATTRIBUTES[kind][3][village["attrs"][kind]][0]
-        return {"question": q, "answer": a, "text": f"質問:{q}\n答え:{a}です。"}
+        return {"question": q, "answer": a, "text": f"質問:{q}\n答え:{a}です。",
+                "choices": [v[0] for v in ATTRIBUTES[kind][3]]}  # the kind's values, for choice accuracy
 
     docs = {split: [(v, document(rng, v, "ja", rng.randrange(1, 3))) for v in group for _ in range(docs_per_village)]
             for split, group in groups.items()}

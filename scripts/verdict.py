@@ -57,18 +57,27 @@ def collect(args):
     return values
 
 
-def plot(path, values, arms):
+def plot(path, values, arms, references=None):
     from llm_recipes.reporting.plots import subplots
 
-    fig, axes = subplots(1, len(values), figsize=(4 * len(values), 3.5), squeeze=False)
+    width = max(4, 0.8 * len(arms))
+    fig, axes = subplots(1, len(values), figsize=(width * len(values), 3.8), squeeze=False)
     for ax, (metric, by_arm) in zip(axes[0], values.items()):
+        label, reference = (references or {}).get(metric, (None, {}))
+        first = next((a for a in arms if a in reference), None)
         for i, arm in enumerate(arms):
             mean, low, high = t_interval(by_arm[arm])
             ax.bar(i, mean, yerr=[[mean - low], [high - mean]], capsize=4, color="#4c72b0", alpha=0.7)
             ax.scatter([i] * len(by_arm[arm]), by_arm[arm], color="black", s=12, zorder=3)
-        ax.set_xticks(range(len(arms)), arms)
+            if arm in reference:
+                ax.scatter([i], [reference[arm]], color="#c44e52", marker="x", s=40, zorder=4,
+                           label=label if arm == first else None)
+        many = len(arms) > 3
+        ax.set_xticks(range(len(arms)), arms, rotation=30 if many else 0, ha="right" if many else "center")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} (95% t interval, dots: seeds)", fontsize=9)
+        if reference:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -90,6 +99,7 @@ def main(args: VerdictArguments):
     values = collect(args)
     references = [m for m in args.metrics if m.get("reference")]
     label = " / ".join(dict.fromkeys(m.get("reference_label", "reference") for m in references))
+    published = {m["name"]: (m.get("reference_label", "reference"), m["reference"]) for m in references}
 
     def reference(metric, arm):
         value = (by_name[metric].get("reference") or {}).get(arm)
@@ -110,7 +120,7 @@ def main(args: VerdictArguments):
         [f"{v['better']} beats {v['worse']}", v["metric"], format_interval(v["mean_difference"], v["low"], v["high"]),
          v["seeds"], f"**{v['verdict']}**"] for v in verdicts])
     os.makedirs(args.output_dir, exist_ok=True)
-    plot(os.path.join(args.output_dir, "comparison.png"), values, list(args.arms))
+    plot(os.path.join(args.output_dir, "comparison.png"), values, list(args.arms), published)
     text = f"{table}\n\n{claims}\n\n(difference: better - worse, sign flipped where lower is better)\n"
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Comparison over {counts.pop()} seeds\n\n{text}")
