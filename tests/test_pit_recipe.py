@@ -77,6 +77,7 @@ def test_open_book_puts_each_train_document_right_before_its_own_qa_and_test_vil
         village = asked[0].removeprefix("質問:").split("村")[0]
         assert set(asked) == by_village[village] and len(asked) == 3
         assert doc["text"].count(village + "村") >= 3  # the document is about that village
+    assert all(r["answer"] in r["choices"] and len(set(r["choices"])) == 8 for r in qa + test_qa)
     test_villages = {r["question"].split("村")[0] for r in test_qa}
     assert len(test_qa) > 45 and not test_villages & set(by_village)
     train_text = "".join(r["text"] for name in ("train_docs", "train_qa", "train_open_book") for r in rows(name))
@@ -105,7 +106,11 @@ def test_recipe_runs_every_arm_with_three_seeds_and_evaluates_and_judges_every_r
             assert stage["set"]["output_dir"] == f"{{run_dir}}/{arm}_s{stage['set']['seed']}"
             runs[arm] += 1
     assert set(runs) == set(ARMS) and min(runs.values()) >= 3
-    evaluated = {os.path.basename(p) for p in load("evaluate.yaml")["model_name_or_path"]}
+    evaluation = load("evaluate.yaml")
+    assert evaluation["tasks"] == ["pit_qa", "pit_qa_choice"] and evaluation["num_fewshot"] > 0
+    assert all(os.path.basename(f["validation"]) == "pit_study_test_qa.jsonl" and
+               os.path.basename(f["train"]) == "pit_study_train_qa.jsonl" for f in evaluation["task_data"].values())
+    evaluated = {os.path.basename(p) for p in evaluation["model_name_or_path"]}
     judged = load("verdict.yaml")
     assert evaluated == {os.path.basename(p) for runs_ in judged["arms"].values() for p in runs_}
     assert set(judged["arms"]) == set(ARMS) and {(c["better"], c["worse"]) for c in judged["claims"]} == {
