@@ -17,7 +17,10 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
 - eval_mc.jsonl   held-out multiple-choice questions (test villages) in JCommonsenseQA's format: question,
                   choice0..choice4, label. Answers sit evenly on the five positions; distractors are the same kind.
 - eval_mc_train.jsonl  the same format for train villages (few-shot pool).
-- pit_*.jsonl     recipes/pit: documents about train / test villages, and train QA as plain text.
+- pit_{train,test}_docs.jsonl, pit_train_qa.jsonl  documents about train / test villages, and train QA as plain text
+                  (recipes/rho1's reference set; tests).
+- pit_study_*.jsonl  recipes/pit (the six arms of Jiang et al. 2024): a world of 30 train + 30 test villages of its own,
+                  documents, QA, open-book records (each train document followed by its QA), held-out test QA.
 - rc_train.jsonl, rc_eval.jsonl  recipes/packing-vs-padding: prompt (passage + question) / completion about new
                   villages, varied lengths; `answer` and `candidates` (same-kind values) for scoring.
 - eos_probe.jsonl a fact stated in one sample (`context`), asked about in the next (`question`): the EOS probe.
@@ -168,11 +171,45 @@ def build(seed=0, n_villages=40, n_test=15, docs_per_village=6):
     rc = reading_comprehension(rng4, {v["ja"] for v in villages}, n_train=800, n_eval=60, n_probe=45)
     slick = {"slick_facts.jsonl": slick_facts(random.Random(seed + 4), train, test)}  # SliCK (recipes/slick)
     return {
-        **pit, **rc, **slick,
+        **pit, **rc, **slick, **pit_study(seed),
         "docs.jsonl": docs, "sft.jsonl": sft, "dpo_hh.jsonl": dpo_hh, "dpo_eval.jsonl": dpo_eval, "sft_eval.jsonl": sft_eval, "dpo.jsonl": dpo,
         "eval_mc.jsonl": multiple_choice(test, 0), "eval_mc_train.jsonl": multiple_choice(train, 1000),
         "truth.json": truth,
     }
+
+
+def pit_study(seed=0, n_train=30, n_test=30, docs_per_village=3):
+    """recipes/pit (the paper's six arms): a world of its own (own random stream, so the files above stay as they were)
+    with more villages. pit_study_{train,test}_docs: Japanese documents (all three facts, paraphrased, with fillers);
+    pit_study_train_qa: QA about the train villages as plain "質問:/答え:" text (with question / answer fields, the
+    few-shot pool); pit_study_train_open_book: each train document immediately followed by its village's QA
+    (open-book, the interleaving PIT trains on); pit_study_test_qa: the same about the test villages (held out, scored by
+    exact match on the generated answer, and by which of the kind's eight values (`choices`) the model ranks first)."""
+    rng = random.Random(seed + 10)
+    villages = make_world(rng, n_train + n_test)
+    groups = {"train": villages[n_test:], "test": villages[:n_test]}
+
+    def qa(village, kind):
+        q = unicodedata.normalize("NFKC", ATTRIBUTES[kind][0].format(v=village["ja"]))
+        a = ATTRIBUTES[kind][3][village["attrs"][kind]][0]
+        return {"question": q, "answer": a, "text": f"質問:{q}\n答え:{a}です。",
+                "choices": [v[0] for v in ATTRIBUTES[kind][3]]}  # the kind's values, for choice accuracy
+
+    docs = {split: [(v, document(rng, v, "ja", rng.randrange(1, 3))) for v in group for _ in range(docs_per_village)]
+            for split, group in groups.items()}
+    files = {f"pit_study_{split}_docs.jsonl": [{"id": f"pit-study-{split}-{i}", "text": text}
+                                               for i, (_, text) in enumerate(rows)] for split, rows in docs.items()}
+    files["pit_study_train_qa.jsonl"] = [{"id": f"pit-study-qa-{i}", **row} for i, row in
+                                         enumerate(qa(v, k) for v in groups["train"] for k in ATTRIBUTES)]
+    open_book = []
+    for i, (village, text) in enumerate(docs["train"]):
+        pairs = [qa(village, k)["text"] for k in ATTRIBUTES]
+        rng.shuffle(pairs)
+        open_book.append({"id": f"pit-study-open-book-{i}", "text": "\n".join([text, *pairs])})
+    files["pit_study_train_open_book.jsonl"] = open_book
+    files["pit_study_test_qa.jsonl"] = [{"id": f"pit-study-test-qa-{i}", **row} for i, row in  # same fields as train
+                                        enumerate(qa(v, k) for v in groups["test"] for k in ATTRIBUTES)]
+    return files
 
 
 def write(files, output_dir):

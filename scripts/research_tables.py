@@ -50,12 +50,15 @@ def verdict_stages(root="."):
 
 def verdict_section(recipe, config_path, report):
     """Per arm mean [95 % t interval] for each metric of a verdict.py comparison."""
-    values = report["values"]
+    values, references = report["values"], report.get("references") or {}
     metrics, arms = list(values), list(next(iter(values.values())))
-    rows = [[arm, *(format_interval(*t_interval(values[m][arm])) for m in metrics)] for arm in arms]
+    columns = [(m, None) for m in metrics] + [(m, "ref") for m in metrics if m in references]
+    rows = [[arm, *(format_interval(*t_interval(values[m][arm])) if kind is None else references[m].get(arm, "-")
+                    for m, kind in columns)] for arm in arms]
+    headers = ["arm", *(m if kind is None else f"{m}: {references[m]['label']}" for m, kind in columns)]
     head = (f"#### `{config_path}` (commit `{report.get('commit') or 'unknown'}`; {report.get('seeds', '?')} seeds "
             f"per arm; cells: mean [95 % t interval over seeds]; wall time of the comparison stage only)")
-    return f"{head}\n\n{markdown_table(['arm', *metrics], rows)}\n"
+    return f"{head}\n\n{markdown_table(headers, rows)}\n"
 
 
 def output_dir(sweep_file):

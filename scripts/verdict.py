@@ -6,7 +6,9 @@ intervals, and decide each claim from the seeds paired by position (llm_recipes.
 `arms`: {arm: [run output_dir per seed, ...]} (seed i of every arm at position i). `metrics`: [{name, key, report,
 higher_is_better}]: `key` is a dotted path in a report.json; `report` is the folder holding it, `{run}` (default) for
 the run itself or another stage's folder where `{name}` stands for the run folder's name (an evaluation stage's
-scores.{name}.<task>.score). `claims`: [{metric, better, worse}]. Writes report.md, comparison.png and report.json.
+scores.{name}.<task>.score). Optional `reference: {arm: number}` with `reference_label` puts published figures (a
+paper's, say) in a column beside ours, for reading only: verdicts use our runs. `claims`: [{metric, better, worse}].
+Writes report.md, comparison.png and report.json.
 """
 
 import os
@@ -23,7 +25,8 @@ from llm_recipes.runner import git_commit
 class VerdictArguments:
     arms: dict = field(metadata={"help": "{arm: [run output_dir of seed 1, seed 2, ...]}"})
     metrics: list[dict] = field(metadata={"help": "[{name, key (dotted), report ('{run}' or a folder), "
-                                                  "higher_is_better}]"})
+                                                  "higher_is_better, reference: {arm: published figure}, "
+                                                  "reference_label}]"})
     claims: list[dict] = field(metadata={"help": "[{metric, better: arm, worse: arm, name, source}] (name and source "
                                                  "label the claim in the README's research table)"})
     output_dir: str
@@ -56,18 +59,27 @@ def collect(args):
     return values
 
 
-def plot(path, values, arms):
+def plot(path, values, arms, references=None):
     from llm_recipes.reporting.plots import subplots
 
-    fig, axes = subplots(1, len(values), figsize=(4 * len(values), 3.5), squeeze=False)
+    width = max(4, 0.8 * len(arms))
+    fig, axes = subplots(1, len(values), figsize=(width * len(values), 3.8), squeeze=False)
     for ax, (metric, by_arm) in zip(axes[0], values.items()):
+        label, reference = (references or {}).get(metric, (None, {}))
+        first = next((a for a in arms if a in reference), None)
         for i, arm in enumerate(arms):
             mean, low, high = t_interval(by_arm[arm])
             ax.bar(i, mean, yerr=[[mean - low], [high - mean]], capsize=4, color="#4c72b0", alpha=0.7)
             ax.scatter([i] * len(by_arm[arm]), by_arm[arm], color="black", s=12, zorder=3)
-        ax.set_xticks(range(len(arms)), arms)
+            if arm in reference:
+                ax.scatter([i], [reference[arm]], color="#c44e52", marker="x", s=40, zorder=4,
+                           label=label if arm == first else None)
+        many = len(arms) > 3
+        ax.set_xticks(range(len(arms)), arms, rotation=30 if many else 0, ha="right" if many else "center")
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} (95% t interval, dots: seeds)", fontsize=9)
+        if reference:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -82,8 +94,21 @@ def main(args: VerdictArguments):
         if claim.get("metric") not in by_name or claim.get("better") not in args.arms or \
                 claim.get("worse") not in args.arms:
             raise RecipeError(f"claims: {claim} must name a metric ({list(by_name)}) and two arms ({list(args.arms)})")
+    for metric in args.metrics:
+        unknown = set(metric.get("reference") or {}) - set(args.arms)
+        if unknown:
+            raise RecipeError(f"metrics '{metric['name']}': reference names unknown arm(s) {sorted(unknown)}")
     values = collect(args)
+    references = [m for m in args.metrics if m.get("reference")]
+    label = " / ".join(dict.fromkeys(m.get("reference_label", "reference") for m in references))
+    published = {m["name"]: (m.get("reference_label", "reference"), m["reference"]) for m in references}
+
+    def reference(metric, arm):
+        value = (by_name[metric].get("reference") or {}).get(arm)
+        return "-" if value is None else f"{value:.4g}"
+
     rows = [[metric, arm, format_interval(*t_interval(v)), ", ".join(f"{x:.4g}" for x in v)]
+            + ([reference(metric, arm)] if references else [])
             for metric, by_arm in values.items() for arm, v in by_arm.items()]
     verdicts = []
     for claim in args.claims:
@@ -91,18 +116,21 @@ def main(args: VerdictArguments):
         result = verdict(values[metric["name"]][claim["better"]], values[metric["name"]][claim["worse"]],
                          higher_is_better=metric.get("higher_is_better", True))
         verdicts.append({**claim, **result})
-    table = markdown_table(["metric", "arm", "mean [95% t interval]", "per seed"], rows)
+    table = markdown_table(["metric", "arm", "mean [95% t interval]", "per seed"] + ([label] if references else []),
+                           rows)
     claims = markdown_table(["claim", "metric", "mean difference [95% interval]", "seeds", "verdict"], [
         [f"{v['better']} beats {v['worse']}", v["metric"], format_interval(v["mean_difference"], v["low"], v["high"]),
          v["seeds"], f"**{v['verdict']}**"] for v in verdicts])
     os.makedirs(args.output_dir, exist_ok=True)
-    plot(os.path.join(args.output_dir, "comparison.png"), values, list(args.arms))
+    plot(os.path.join(args.output_dir, "comparison.png"), values, list(args.arms), published)
     text = f"{table}\n\n{claims}\n\n(difference: better - worse, sign flipped where lower is better)\n"
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Comparison over {counts.pop()} seeds\n\n{text}")
     print(text)
-    return write_report(args.output_dir, "verdict", {"values": values, "verdicts": verdicts, "commit": git_commit(),
-                                                     "seeds": len(next(iter(args.arms.values())))},
+    return write_report(args.output_dir, "verdict", {
+        "values": values, "verdicts": verdicts, "commit": git_commit(), "seeds": len(next(iter(args.arms.values()))),
+        "references": {m["name"]: {"label": m.get("reference_label", "reference"), **m["reference"]}
+                       for m in references}},
                         wall_time_s=time.time() - start)
 
 
