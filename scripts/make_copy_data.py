@@ -3,7 +3,8 @@
     python scripts/make_copy_data.py --config recipes/packing-vs-padding/data.yaml
 
 Writes to output_dir (deterministic for a seed; src/llm_recipes/copy_world.py has the generators):
-- pretrain.jsonl      copy documents (pet names from random syllables, stated once, asked later in the same text)
+- pretrain.jsonl      copy documents (pet names from random syllables, stated once, asked later in the same text;
+                      a share `roll_call_share` are name lists read twice)
                       shuffled with `tiny_docs_repeats` copies of the ordinary tiny-world documents;
 - recall_eval.jsonl   held-out prompt/completion/answer in the same form: the precondition check before SFT;
 - sft.jsonl           prompt/completion/answer: the SFT data of the three layouts (each sample self-contained);
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from llm_recipes.config import parse, run
-from llm_recipes.copy_world import copy_document, probe_item, sft_example
+from llm_recipes.copy_world import copy_document, probe_item, roll_call, sft_example
 from llm_recipes.data import iter_texts
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 
@@ -29,6 +30,8 @@ class CopyDataArguments:
     tiny_docs: str | None = field(default=None, metadata={"help": "ordinary text mixed into pretraining (JSONL text)"})
     tiny_docs_repeats: int = 4
     copy_documents: int = 20000
+    roll_call_share: float = field(default=0.3, metadata={"help": "share of copy documents that are name lists read "
+                                                                  "twice (copy_world.roll_call)"})
     recall_eval_examples: int = 200
     sft_examples: int = 3200
     probe_items: int = 120
@@ -41,7 +44,8 @@ ARGUMENTS = (CopyDataArguments,)
 def build(args):
     """{file name: records}; a function of the arguments only."""
     rngs = [random.Random(args.seed + i) for i in range(5)]
-    pretrain = [copy_document(rngs[0]) for _ in range(args.copy_documents)]
+    pretrain = [roll_call(rngs[0]) if rngs[0].random() < args.roll_call_share else copy_document(rngs[0])
+                for _ in range(args.copy_documents)]
     if args.tiny_docs:
         pretrain += [{"text": t} for _ in range(args.tiny_docs_repeats) for t in iter_texts(args.tiny_docs)]
     rngs[1].shuffle(pretrain)

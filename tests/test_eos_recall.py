@@ -38,16 +38,16 @@ def test_copy_data_is_byte_identical_for_a_seed_and_answerable_only_from_context
 
     pretrain = rows("pretrain.jsonl")
     assert len(pretrain) == 300 + sum(1 for _ in open(TINY_DOCS, encoding="utf-8"))
-    copy_docs = [d["text"] for d in pretrain if "質問：" in d["text"] and "さんの" in d["text"]]
-    assert len(copy_docs) >= 300
+    assert sum("の名前" in d["text"] for d in pretrain) == 300  # the copy documents (roll calls included)
     answers = set()
     for r in rows("sft.jsonl") + rows("recall_eval.jsonl"):
-        assert r["completion"] == f"{r['answer']}です。" and r["prompt"].count(r["answer"]) == 1
-        assert r["answer"] not in r["prompt"].rsplit("\n", 1)[1]  # stated in the passage, not in the question
+        passage, question = r["prompt"].split("\n質問：")
+        assert r["completion"] == f"{r['answer']}です。" and r["answer"] in passage  # stated in the passage,
+        assert r["answer"] not in question  # not in the question
         answers.add(r["answer"])
-    assert len(answers) >= 95  # names from a large pool: (nearly) every answer is new
+    assert len(answers) >= 80  # 100 draws from 784 names: few repeats, and no name goes with one person or pet
     for r in rows("probe.jsonl"):
-        assert r["context"].count(r["answer"]) == 1 and r["answer"] not in r["question"]
+        assert r["answer"] in r["context"].split("\n質問：")[0] and r["answer"] not in r["question"]
 
 
 def test_probe_prompts_put_the_fact_in_the_previous_sample_with_and_without_eos(model_dir):
