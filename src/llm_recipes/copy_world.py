@@ -23,13 +23,8 @@ def name(rng, syllables):
     return "".join(rng.choice(SYLLABLES)[0] for _ in range(syllables))
 
 
-# Villages of the filler sentences, in kanji: a katakana village name would hold name-like tokens (measured: held-out
-# recall 0.46 with such fillers vs 0.75 without, at 2,400 pretraining steps), so the pet names are the only katakana.
-VILLAGES = ["山田", "川口", "森下", "石原", "松本", "竹内", "青木", "北川", "小野", "大島", "高橋", "西村"]
-
-
 def village(rng):
-    return rng.choice(VILLAGES)
+    return name(rng, 3)
 
 
 def pets(rng, n):
