@@ -2,15 +2,16 @@
 
     python scripts/probe_eos.py --config recipes/packing-vs-padding/probe.yaml
 
-For every checkpoint of every run (and the shared base model as step 0) it measures:
-- the probe: a sample states a fact, then [EOS], then the next sample asks about it. Does the model still answer from
-  across the boundary? Probability of the right answer (normalised over the same-kind candidates) and greedy answer,
-  with the [EOS] and with the same text joined by a newline instead; plus the question alone (no fact) as the floor.
-  The Tohoku/NTT poster found that packing without a mask change teaches the model to treat [EOS] as a boundary;
-- the eval score: completion loss and in-context answer accuracy on held-out reading-comprehension prompts.
-Then it writes one table per run (wall time, tokens/s, real-token fraction, loss tokens per step, losses, probe) and
-PNGs: probe.png (cross-boundary probability vs step) and training.png (train loss, eval loss, eval accuracy vs step).
+For every checkpoint of every run (and the shared base model as step 0) it asks each probe item's question three ways
+(llm_recipes.evaluation.eos_probe): with the fact in the previous sample and [EOS] between (as a packed row joins
+samples), with the same text joined by a newline instead (one sample), and the question alone (the floor). Recall =
+greedy decoding gives the right name exactly; log p(reply) is scored too. The Tohoku/NTT poster found that packing
+without a mask change teaches the model to treat [EOS] as a boundary (it stops recalling across it, from ~400 steps).
+Verdicts (stats.verdict, t intervals paired over probe items): per arm and checkpoint, "recall without [EOS] > recall
+across [EOS]", and for the packed arm "its [EOS] gap > the reference arm's gap" (padding: the same examples, no
+cross-sample context), with the first step from which the claim holds at every later checkpoint.
 With `require_equal_loss_tokens` it fails unless every run trained on the same loss tokens at every optimizer step.
+Writes report.md, report.json, probe.png (recall and log p vs step per arm) and training.png.
 """
 
 import glob
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
-from llm_recipes.evaluation.eos_probe import choice_scores, completion_loss, greedy_answers
+from llm_recipes.evaluation.eos_probe import CONDITIONS, boundary_verdicts, eval_recall, score_probe
 from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
+from llm_recipes.reporting.stats import format_interval
 from llm_recipes.training.common import require_model_dir
 from llm_recipes.training.packing import read_steps
 
@@ -31,13 +33,14 @@ from llm_recipes.training.packing import read_steps
 class ProbeArguments:
     output_dir: str = field(metadata={"help": "where report.json, report.md and the PNGs go"})
     runs: list[dict] = field(metadata={"help": "[{name, path}]: SFT output dirs; each checkpoint-* is probed"})
-    probe_dataset: str = field(metadata={"help": "JSONL: context, question, answer, candidates"})
+    probe_dataset: str = field(metadata={"help": "JSONL: context (previous sample), question, answer"})
     eval_dataset: str | None = field(default=None, metadata={
-        "help": "JSONL: prompt, completion, answer, candidates (held-out, in-context answers)"})
+        "help": "JSONL: prompt, completion (held-out, answer copied from the prompt): recall and loss per checkpoint"})
     base_model: str | None = field(default=None, metadata={"help": "the runs' starting model, probed as step 0"})
+    packed_run: str = field(default="packed", metadata={"help": "the run whose [EOS] gap is tested against reference"})
+    reference_run: str = field(default="padding", metadata={"help": "the run without cross-sample context"})
     require_equal_loss_tokens: bool = field(default=True, metadata={
         "help": "fail unless all runs report the same loss tokens at every optimizer step (batch_layout runs)"})
-    max_new_tokens: int = 8
 
 
 ARGUMENTS = (ProbeArguments,)  # the dataclasses a recipe file for this stage fills
@@ -50,27 +53,16 @@ def checkpoints(path):
     return [(int(p.rsplit("-", 1)[1]), p) for p in found]
 
 
-def probe_model(path, args, probe, evals):
+def probe_model(path, probe, evals):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     require_model_dir(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-    eos = tokenizer.eos_token
-    prefixes = {"eos": lambda r: f"{r['context']}{eos}{r['question']}",
-                "no_eos": lambda r: f"{r['context']}\n{r['question']}", "no_fact": lambda r: r["question"]}
-    row = {}
-    for name, prefix in prefixes.items():
-        scores = choice_scores(model, tokenizer, probe, prefix)
-        row[f"p_{name}"] = sum(s["p_answer"] for s in scores) / len(scores)
-        if name != "no_fact":
-            replies = greedy_answers(model, tokenizer, [prefix(r) for r in probe], args.max_new_tokens)
-            row[f"greedy_{name}"] = sum(reply.startswith(r["answer"]) for reply, r in zip(replies, probe)) / len(probe)
+    scores = score_probe(model, tokenizer, probe)
     if evals:
-        row["eval_loss"] = completion_loss(model, tokenizer, evals)
-        row["eval_accuracy"] = sum(s["correct"] for s in choice_scores(model, tokenizer, evals,
-                                                                       lambda r: r["prompt"])) / len(evals)
-    return row
+        scores["eval_recall"], scores["eval_loss"] = eval_recall(model, tokenizer, evals)
+    return scores
 
 
 def train_losses(path):
@@ -97,31 +89,43 @@ def check_loss_tokens(reports, runs):
     return sum(counts[first]) / len(counts[first])
 
 
+def mean(values):
+    return sum(values) / len(values)
+
+
 def plot(results, losses, output_dir):
     from llm_recipes.reporting.plots import subplots
 
-    fig, ax = subplots(figsize=(6.5, 4))
-    for i, (name, rows) in enumerate(results.items()):
-        steps = [r["step"] for r in rows]
-        ax.plot(steps, [r["p_eos"] for r in rows], "-o", color=f"C{i}", label=f"{name}: fact before [EOS]")
-        ax.plot(steps, [r["p_no_eos"] for r in rows], "--", color=f"C{i}", label=f"{name}: same text, no [EOS]")
-    rows = next(iter(results.values()))
-    ax.plot([r["step"] for r in rows], [r["p_no_fact"] for r in rows], ":", color="gray", label="question alone")
-    ax.set(xlabel="SFT step", ylabel="p(right answer) among candidates", title="EOS-boundary probe", ylim=(0, 1))
-    ax.legend(fontsize=7)
+    fig, axes = subplots(1, 2, figsize=(12, 4))
+    for ax, metric, label in zip(axes, ("recall", "logprob"), ("recall (greedy reply exact)", "mean log p(reply)")):
+        for i, (name, rows) in enumerate(results.items()):
+            steps = [s for s, _ in rows]
+            ax.plot(steps, [mean(r["eos"][metric]) for _, r in rows], "-o", color=f"C{i}", label=f"{name}: across [EOS]")
+            ax.plot(steps, [mean(r["no_eos"][metric]) for _, r in rows], "--", color=f"C{i}",
+                    label=f"{name}: same text, no [EOS]")
+        rows = next(iter(results.values()))
+        ax.plot([s for s, _ in rows], [mean(r["no_fact"][metric]) for _, r in rows], ":", color="gray",
+                label="question alone")
+        ax.set(xlabel="SFT step", ylabel=label, title=f"EOS-boundary probe: {label}")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "probe.png"), dpi=120)
     fig, axes = subplots(1, 3, figsize=(13, 3.8))
     for i, (name, rows) in enumerate(results.items()):
         axes[0].plot(*zip(*losses[name]), color=f"C{i}", label=name)
-        for ax, key in zip(axes[1:], ("eval_loss", "eval_accuracy")):
-            ax.plot([r["step"] for r in rows if key in r], [r[key] for r in rows if key in r], "-o", color=f"C{i}",
-                    label=name)
-    for ax, title in zip(axes, ("train loss", "held-out completion loss", "held-out in-context accuracy")):
+        for ax, key in zip(axes[1:], ("eval_loss", "eval_recall")):
+            points = [(s, r[key]) for s, r in rows if key in r]
+            if points:
+                ax.plot(*zip(*points), "-o", color=f"C{i}", label=name)
+    for ax, title in zip(axes, ("train loss", "held-out completion loss", "held-out in-context recall")):
         ax.set(xlabel="step", title=title)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "training.png"), dpi=120)
+
+
+def verdict_cell(v):
+    return f"{format_interval(v['mean_difference'], v['low'], v['high'])} {v['verdict']}"
 
 
 def main(args: ProbeArguments):
@@ -134,41 +138,69 @@ def main(args: ProbeArguments):
         raise RecipeError(f"runs: {unfinished[0]} has no report.json (the SFT run did not complete)")
     loss_tokens = check_loss_tokens(reports, args.runs) if args.require_equal_loss_tokens else None
     clear_report(args.output_dir)
-    probe = list(load_records(args.probe_dataset, required_keys=["context", "question", "answer", "candidates"],
+    probe = list(load_records(args.probe_dataset, required_keys=["context", "question", "answer"],
                               key="probe_dataset"))
-    evals = list(load_records(args.eval_dataset, required_keys=["prompt", "completion", "answer", "candidates"],
+    evals = list(load_records(args.eval_dataset, required_keys=["prompt", "completion"],
                               key="eval_dataset")) if args.eval_dataset else None
-    base = {"step": 0, **probe_model(args.base_model, args, probe, evals)} if args.base_model else None
+    base = [(0, probe_model(args.base_model, probe, evals))] if args.base_model else []
     results, losses = {}, {}
     for run_ in args.runs:
-        rows = [base] if base else []
+        rows = list(base)
         for step, path in checkpoints(run_["path"]):
             print(f"probing {run_['name']} step {step}", flush=True)
-            rows.append({"step": step, **probe_model(path, args, probe, evals)})
+            rows.append((step, probe_model(path, probe, evals)))
         results[run_["name"]], losses[run_["name"]] = rows, train_losses(run_["path"])
+    reference = results.get(args.reference_run)
+    verdicts = {metric: {name: boundary_verdicts(rows, reference if name != args.reference_run else None, metric)
+                         for name, rows in results.items()} for metric in ("recall", "logprob")}
     os.makedirs(args.output_dir, exist_ok=True)
     plot(results, losses, args.output_dir)
-    headers = ["run", "train s", "real tokens/s", "tokens/s", "real-token fraction", "loss tokens/step", "train loss",
-               "eval loss", "eval acc", "p(ans) [EOS]", "p(ans) no [EOS]", "p(ans) no fact"]
-    table = [[name, rep.get("train_runtime_s"), rep.get("real_tokens_per_s"), rep.get("tokens_per_s"),
-              rep.get("real_token_fraction"), loss_tokens, losses[name][-1][1], results[name][-1].get("eval_loss"),
-              results[name][-1].get("eval_accuracy"), results[name][-1]["p_eos"], results[name][-1]["p_no_eos"],
-              results[name][-1]["p_no_fact"]] for name, rep in reports.items()]
-    steps = [r["step"] for r in next(iter(results.values()))]
-    greedy = [[s, *[f"{results[n][i]['greedy_eos']:.0%} / {results[n][i]['greedy_no_eos']:.0%}" for n in results]]
-              for i, s in enumerate(steps)]
-    text = (f"# Packing vs padding: {len(probe)} probe items, {len(evals or [])} held-out prompts\n\n"
-            f"{markdown_table(headers, table)}\n\nGreedy answer correct across the boundary (with [EOS] / without):\n\n"
-            f"{markdown_table(['step', *results], greedy)}\n\n![probe](probe.png)\n![training](training.png)\n")
+    names = list(results)
+    recall_rows = [[step, *[f"{mean(results[n][i][1]['eos']['recall']):.2f} / "
+                            f"{mean(results[n][i][1]['no_eos']['recall']):.2f}" for n in names],
+                    mean(results[names[0]][i][1]["no_fact"]["recall"])]
+                   for i, (step, _) in enumerate(results[names[0]])]
+    sections = []
+    for metric in ("recall", "logprob"):
+        rows = [[row["step"], *[verdict_cell(verdicts[metric][n]["rows"][i]["gap"]) for n in names],
+                 *([verdict_cell(verdicts[metric][args.packed_run]["rows"][i]["vs_reference"])]
+                   if args.packed_run in results and reference else [])]
+                for i, row in enumerate(verdicts[metric][names[0]]["rows"])]
+        onsets = {n: verdicts[metric][n]["onset"] for n in names}
+        sections.append(
+            f"### {metric}: [EOS] gap (no [EOS] - across [EOS]), mean [95% t interval over {len(probe)} items]\n\n"
+            + markdown_table(["step", *[f"{n} gap" for n in names],
+                              f"{args.packed_run} gap - {args.reference_run} gap"], rows)
+            + "\n\nOnset (first step from which the claim holds at every later checkpoint): "
+            + "; ".join(f"{n}: gap > 0 from {o['gap']}" + (f", gap > {args.reference_run}'s from {o['vs_reference']}"
+                                                           if n == args.packed_run else "") for n, o in onsets.items()))
+    packed = verdicts["recall"].get(args.packed_run)
+    headline = ("no packed run" if not packed else
+                f"packing makes [EOS] a boundary (recall gap > {args.reference_run}'s) from step "
+                f"{packed['onset']['vs_reference']}" if packed["onset"]["vs_reference"] is not None else
+                f"not shown: the packed arm's recall gap is not above {args.reference_run}'s at the last checkpoints")
+    headers = ["run", "train s", "real tokens/s", "real-token fraction", "loss tokens/step", "final train loss",
+               "held-out recall", "held-out loss"]
+    table = [[name, rep.get("train_runtime_s"), rep.get("real_tokens_per_s"), rep.get("real_token_fraction"),
+              loss_tokens, losses[name][-1][1], results[name][-1][1].get("eval_recall"),
+              results[name][-1][1].get("eval_loss")] for name, rep in reports.items()]
+    text = (f"# Packing vs padding: EOS-boundary probe, {len(probe)} items, {len(evals or [])} held-out prompts\n\n"
+            f"**Verdict: {headline}.**\n\n{markdown_table(headers, table)}\n\nRecall across [EOS] / without [EOS] "
+            f"(greedy reply exact; last column: question alone):\n\n"
+            f"{markdown_table(['step', *names, 'no fact'], recall_rows)}\n\n" + "\n\n".join(sections)
+            + "\n\n![probe](probe.png)\n![training](training.png)\n")
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
+    summary = {name: [{"step": step, **{f"{m}_{c}": mean(r[c][m]) for c in CONDITIONS for m in ("recall", "logprob")},
+                       **{k: r[k] for k in ("eval_recall", "eval_loss") if k in r}} for step, r in rows]
+               for name, rows in results.items()}
     return write_report(args.output_dir, "probe_eos", {
         "probe_items": len(probe), "eval_prompts": len(evals or []), "loss_tokens_per_step": loss_tokens,
+        "headline": headline, "verdicts": verdicts,
         "runs": {n: {"layout": reports[n].get("batch_layout"), "train_runtime_s": reports[n].get("train_runtime_s"),
                      "real_tokens_per_s": reports[n].get("real_tokens_per_s"),
-                     "tokens_per_s": reports[n].get("tokens_per_s"),
-                     "real_token_fraction": reports[n].get("real_token_fraction"), "probe": results[n]}
+                     "real_token_fraction": reports[n].get("real_token_fraction"), "probe": summary[n]}
                  for n in results}}, wall_time_s=time.time() - start)
 
 

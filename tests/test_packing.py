@@ -96,15 +96,17 @@ def test_arms_train_on_equal_loss_tokens_and_the_probe_reports_them(model_dir, t
     out = tmp_path / "probe"
     report = probe_eos.main(probe_eos.ProbeArguments(
         output_dir=str(out), runs=runs, probe_dataset=head("eos_probe.jsonl", 8, tmp_path),
-        eval_dataset=head("rc_eval.jsonl", 8, tmp_path), base_model=str(model_dir), max_new_tokens=4))
+        eval_dataset=head("rc_eval.jsonl", 8, tmp_path), base_model=str(model_dir)))
     assert report["probe_items"] == 8 and report["loss_tokens_per_step"] == sum(tokens[0]) / 6
     for name, run in report["runs"].items():
         assert [r["step"] for r in run["probe"]] == [0, 3, 6]
-        assert all(0 < r["p_eos"] < 1 and 0 < r["p_no_fact"] < 1 and 0 <= r["eval_accuracy"] <= 1
-                   for r in run["probe"])
+        assert all(r["logprob_eos"] < 0 and r["logprob_no_fact"] < 0 and 0 <= r["recall_eos"] <= 1
+                   and 0 <= r["eval_recall"] <= 1 and r["eval_loss"] > 0 for r in run["probe"])
         assert run["real_tokens_per_s"] > 0
+        assert [r["step"] for r in report["verdicts"]["recall"][name]["rows"]] == [0, 3, 6]
+    assert "vs_reference" in report["verdicts"]["logprob"]["packed"]["rows"][0]
     assert (out / "probe.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
-    assert "real-token fraction" in (out / "report.md").read_text()
+    assert "real-token fraction" in (out / "report.md").read_text() and "Verdict:" in (out / "report.md").read_text()
 
     # a run on other batches (another seed) is refused: its loss tokens differ at some step
     run_arm(model_dir, tmp_path, "padding", name="other", seed=7)

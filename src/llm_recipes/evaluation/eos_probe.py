@@ -1,7 +1,8 @@
-"""Scoring for the EOS-boundary probe: log-likelihood of each candidate answer after a prefix (batched, like lm-eval's
-loglikelihood requests), greedy answers, and completion-token loss."""
+"""Scoring for the EOS-boundary probe: log-likelihood of a reply after a prefix (batched, like lm-eval's loglikelihood
+requests) with greedy exactness, the probe's three prompts per item, and per-arm boundary verdicts paired over items."""
 
-import math
+REPLY = "{}です。"
+CONDITIONS = ("eos", "no_eos", "no_fact")
 
 
 def _batches(items, size):
@@ -9,9 +10,11 @@ def _batches(items, size):
         yield items[i:i + size]
 
 
-def continuation_logprobs(model, tokenizer, pairs, batch_size=32):
-    """Sum of log p(continuation tokens | prefix) for each (prefix, continuation) string pair. Prefix and continuation
-    are tokenized separately and concatenated, so the continuation's tokens are the same after every prefix."""
+def continuation_scores(model, tokenizer, pairs, batch_size=32):
+    """For each (prefix, continuation) string pair: the sum of log p(continuation tokens | prefix), its token count, and
+    whether greedy decoding would produce exactly those tokens (every token the argmax given the ones before, as
+    lm-eval's `is_greedy`). Prefix and continuation are tokenized separately and concatenated, so the continuation's
+    tokens are the same after every prefix."""
     import torch
 
     encoded = [(tokenizer(p, add_special_tokens=False).input_ids, tokenizer(c, add_special_tokens=False).input_ids)
@@ -28,35 +31,61 @@ def continuation_logprobs(model, tokenizer, pairs, batch_size=32):
         with torch.no_grad():
             logprobs = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float().log_softmax(-1)
         for row, (p, c) in enumerate(chunk):
-            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
-            scores.append(float(logprobs[row, positions, torch.tensor(c)].sum()))
+            rows = logprobs[row, torch.arange(len(p) - 1, len(p) + len(c) - 1)]
+            target = torch.tensor(c)
+            scores.append({"logprob": float(rows[torch.arange(len(c)), target].sum()), "tokens": len(c),
+                           "greedy": bool((rows.argmax(-1) == target).all())})
     return scores
 
 
-def choice_scores(model, tokenizer, records, prefix_of, reply="{}です。"):
-    """For each record (with `answer` and `candidates`): the probability of the right answer normalised over the
-    candidates (softmax of their log-likelihoods) and whether it ranks first."""
-    pairs = [(prefix_of(r), reply.format(c)) for r in records for c in r["candidates"]]
-    flat, out, i = continuation_logprobs(model, tokenizer, pairs), [], 0
-    for r in records:
-        scores = flat[i:i + len(r["candidates"])]
-        i += len(r["candidates"])
-        top = max(scores)
-        total = sum(math.exp(s - top) for s in scores)
-        right = r["candidates"].index(r["answer"])
-        out.append({"p_answer": math.exp(scores[right] - top) / total, "correct": scores[right] == top})
-    return out
+def probe_prompts(record, eos_token):
+    """The three prompts of one probe item: the previous sample, then [EOS], then the next sample's question (as packed
+    SFT rows join samples: the tokenizer adds no BOS); the same text with a newline instead of [EOS] (one sample); the
+    question alone (the floor: the answer is a random name)."""
+    return {"eos": f"{record['context']}{eos_token}{record['question']}",
+            "no_eos": f"{record['context']}\n{record['question']}", "no_fact": record["question"]}
 
 
-def greedy_answers(model, tokenizer, prefixes, max_new_tokens=8):
-    """The model's greedy continuation of each prefix (raw text, special tokens dropped)."""
-    from llm_recipes.generation import generate
+def score_probe(model, tokenizer, records):
+    """{condition: {"recall": [0/1 per item], "logprob": [log p(reply) per item]}}: the reply is the answer + です。,
+    recall = greedy decoding gives it exactly."""
+    pairs = [(probe_prompts(r, tokenizer.eos_token)[c], REPLY.format(r["answer"])) for c in CONDITIONS for r in records]
+    scores, n = continuation_scores(model, tokenizer, pairs), len(records)
+    return {c: {"recall": [int(s["greedy"]) for s in scores[i * n:(i + 1) * n]],
+                "logprob": [s["logprob"] for s in scores[i * n:(i + 1) * n]]} for i, c in enumerate(CONDITIONS)}
 
-    return [g[0].text for g in generate(model, tokenizer, list(prefixes), max_new_tokens, chat=False)]
+
+def eval_recall(model, tokenizer, records):
+    """Held-out prompt/completion records (the answer copied from the prompt): (recall, loss per completion token
+    including [EOS], as SFT trains it)."""
+    scores = continuation_scores(model, tokenizer, [(r["prompt"], r["completion"] + tokenizer.eos_token)
+                                                    for r in records])
+    return (sum(s["greedy"] for s in scores) / len(scores),
+            -sum(s["logprob"] for s in scores) / max(sum(s["tokens"] for s in scores), 1))
 
 
-def completion_loss(model, tokenizer, records):
-    """Mean negative log-likelihood per completion token (completion + EOS, as SFT trains it) over the records."""
-    pairs = [(r["prompt"], r["completion"] + tokenizer.eos_token) for r in records]
-    tokens = sum(len(tokenizer(c, add_special_tokens=False).input_ids) for _, c in pairs)
-    return -sum(continuation_logprobs(model, tokenizer, pairs)) / max(tokens, 1)
+def boundary_verdicts(per_step, reference=None, metric="recall"):
+    """Per checkpoint of one arm: the [EOS] gap (no_eos - eos, paired over items) with its t interval and verdict;
+    with `reference` (another arm's per_step, same steps and items) also the gap minus the reference arm's gap.
+    The onset is the first step from which the claim holds at every later checkpoint (None if never)."""
+    from llm_recipes.reporting.stats import REPRODUCED, verdict
+
+    rows = []
+    for step, scores in per_step:
+        row = {"step": step, "gap": verdict(scores["no_eos"][metric], scores["eos"][metric])}
+        if reference is not None:
+            ref = dict(reference)[step]
+            gap = [a - b for a, b in zip(scores["no_eos"][metric], scores["eos"][metric])]
+            ref_gap = [a - b for a, b in zip(ref["no_eos"][metric], ref["eos"][metric])]
+            row["vs_reference"] = verdict(gap, ref_gap)
+        rows.append(row)
+
+    def onset(key):
+        start = None
+        for row in rows:
+            if key not in row:
+                return None
+            start = (row["step"] if start is None else start) if row[key]["verdict"] == REPRODUCED else None
+        return start
+
+    return {"rows": rows, "onset": {key: onset(key) for key in ("gap", "vs_reference")}}

@@ -1,0 +1,72 @@
+"""Documents that reward reading the context (recipes/packing-vs-padding): people and their pets, with names drawn at
+random from syllables (28^2 = 784 pet names, one token each with the recipe's tokenizer, assigned at random in every
+text), each fact stated once and asked about later in the same text. Nothing can be memorised, so the only way to answer is to copy the name from the context. Used by
+scripts/make_copy_data.py; deterministic given the random.Random passed in.
+
+- `copy_document`: pretraining text: 1-2 pet facts among tiny-world filler sentences, then 1-2 questions with answers;
+- `sft_example`: the same as prompt (passage + one question) / completion (the name), for SFT and the held-out recall
+  check (the precondition before SFT);
+- `probe_item`: one sample states a fact and asks about another one; the next sample asks about the first fact. Its
+  answer is only in the previous sample: across [EOS] (packed) or inside the same text (no [EOS]).
+"""
+
+from llm_recipes.tiny_world import JA_FILLERS, PEOPLE, SYLLABLES, fill
+
+PETS = ["猫", "犬", "鳥", "うさぎ", "金魚", "馬"]
+FACTS = ["{p}さんの{k}の名前は{x}です。", "{p}さんは{k}を飼っています。その{k}の名前は{x}です。",
+         "{p}さんの家には{x}という名前の{k}がいます。"]
+QUESTION = "質問：{p}さんの{k}の名前は何ですか？\n答え："
+ANSWER = "{x}です。"
+
+
+def name(rng, syllables):
+    return "".join(rng.choice(SYLLABLES)[0] for _ in range(syllables))
+
+
+def village(rng):
+    return name(rng, 3)
+
+
+def pets(rng, n):
+    """n facts (person, pet kind, pet name): distinct people and kinds, so every question has one answer. Pet names
+    are two random syllables (784 names, one token each with the recipe's tokenizer); people are common surnames."""
+    return [{"p": p[0], "k": k, "x": name(rng, 2)} for p, k in zip(rng.sample(PEOPLE, n), rng.sample(PETS, n))]
+
+
+def passage(rng, facts, n_fillers):
+    v = village(rng)
+    sentences = [rng.choice(FACTS).format(**f) for f in facts]
+    sentences += [fill(t, rng, v, "ja") for t in rng.sample(JA_FILLERS, n_fillers)]
+    rng.shuffle(sentences)
+    return "".join(sentences)
+
+
+def copy_document(rng):
+    """A passage with 1-3 pet facts and fillers, then a question + answer for every fact, in random order."""
+    facts = pets(rng, rng.randrange(1, 3))
+    text = passage(rng, facts, rng.randrange(0, 4))
+    for f in rng.sample(facts, len(facts)):
+        text += "\n" + QUESTION.format(**f) + ANSWER.format(**f)
+    return {"text": text}
+
+
+def roll_call(rng):
+    """A list of 4-8 pet names, then the same list read again twice: the plainest text that rewards copying."""
+    v, kind = village(rng), rng.choice(PETS)
+    names = "、".join(name(rng, 2) for _ in range(rng.randrange(4, 9)))
+    return {"text": f"{v}村の{kind}の名前：{names}。\nもう一度読みます：{names}。\nもう一度：{names}。"}
+
+
+def sft_example(rng):
+    facts = pets(rng, rng.randrange(1, 3))
+    asked = rng.choice(facts)
+    return {"prompt": passage(rng, facts, rng.randrange(0, 4)) + "\n" + QUESTION.format(**asked),
+            "completion": ANSWER.format(**asked), "answer": asked["x"]}
+
+
+def probe_item(rng):
+    """A previous sample (fact A stated, fact B asked and answered) and a question about A for the next sample."""
+    first, second = pets(rng, 2)
+    context = passage(rng, [first, second], rng.randrange(0, 3)) + "\n" + QUESTION.format(**second) + \
+        ANSWER.format(**second)
+    return {"context": context, "question": QUESTION.format(**first), "answer": first["x"]}
