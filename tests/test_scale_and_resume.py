@@ -98,6 +98,7 @@ def test_sft_resumes_from_a_checkpoint_to_the_same_losses(base_model, tmp_path):
     assert logged_losses(crashed / "checkpoint-40") == logged_losses(tmp_path / "full" / "checkpoint-40")
 
 
+@pytest.mark.slow  # the default suite keeps the 2-process pretraining test; this one adds TRL's SFT path
 def test_two_process_sft_matches_one_process(base_model, tmp_path):
     base = base_model
     sft = [os.path.join(REPO, "scripts", "sft.py"), "--config", os.path.join(REPO, "recipes", "tiny", "sft.yaml"),
