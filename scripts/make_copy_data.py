@@ -32,8 +32,6 @@ class CopyDataArguments:
     copy_documents: int = 20000
     roll_call_share: float = field(default=0.3, metadata={"help": "share of copy documents that are name lists read "
                                                                   "twice (copy_world.roll_call)"})
-    copy_max_facts: int = field(default=2, metadata={"help": "pet facts per copy document: 1 to this, all asked "
-                                                              "(several facts teach which name belongs to whom)"})
     recall_eval_examples: int = 200
     sft_examples: int = 3200
     probe_items: int = 120
@@ -46,7 +44,7 @@ ARGUMENTS = (CopyDataArguments,)
 def build(args):
     """{file name: records}; a function of the arguments only."""
     rngs = [random.Random(args.seed + i) for i in range(5)]
-    pretrain = [roll_call(rngs[0]) if rngs[0].random() < args.roll_call_share else copy_document(rngs[0], args.copy_max_facts)
+    pretrain = [roll_call(rngs[0]) if rngs[0].random() < args.roll_call_share else copy_document(rngs[0])
                 for _ in range(args.copy_documents)]
     if args.tiny_docs:
         pretrain += [{"text": t} for _ in range(args.tiny_docs_repeats) for t in iter_texts(args.tiny_docs)]

@@ -46,10 +46,9 @@ def passage(rng, facts, n_fillers):
     return "".join(sentences)
 
 
-def copy_document(rng, max_facts=2):
-    """A passage with 1-max_facts pet facts and 0-3 fillers, then a question + answer for every fact, in random
-    order."""
-    facts = pets(rng, rng.randrange(1, max_facts + 1))
+def copy_document(rng):
+    """A passage with 1-2 pet facts and 0-3 fillers, then a question + answer for every fact, in random order."""
+    facts = pets(rng, rng.randrange(1, 3))
     text = passage(rng, facts, rng.randrange(0, 4))
     for f in rng.sample(facts, len(facts)):
         text += "\n" + QUESTION.format(**f) + ANSWER.format(**f)
