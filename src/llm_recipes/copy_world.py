@@ -23,8 +23,13 @@ def name(rng, syllables):
     return "".join(rng.choice(SYLLABLES)[0] for _ in range(syllables))
 
 
+# Villages of the filler sentences: two random kanji, so a village (repeated in its fillers: copying practice) is
+# never made of the katakana tokens the pet names are.
+VILLAGE_KANJI = "山川森石松竹青北小大高西東南田野原花春秋星月林岡島沢谷宮"
+
+
 def village(rng):
-    return name(rng, 3)
+    return rng.choice(VILLAGE_KANJI) + rng.choice(VILLAGE_KANJI)
 
 
 def pets(rng, n):
@@ -42,7 +47,7 @@ def passage(rng, facts, n_fillers):
 
 
 def copy_document(rng):
-    """A passage with 1-3 pet facts and fillers, then a question + answer for every fact, in random order."""
+    """A passage with 1-2 pet facts and 0-3 fillers, then a question + answer for every fact, in random order."""
     facts = pets(rng, rng.randrange(1, 3))
     text = passage(rng, facts, rng.randrange(0, 4))
     for f in rng.sample(facts, len(facts)):
