@@ -27,7 +27,7 @@ endif
 demo: install
 	$(PYTHON) scripts/run_recipe.py recipes/tiny
 
-# the default suite (8-10 min on 2 cores); slow checks (Slurm stand-in, Ray, FSDP, 2-process SFT, 8,939-question evaluation,
+# the default suite (about 7.5 min on 2 quiet cores); slow checks (Slurm stand-in, Ray, FSDP, 2-process SFT, 8,939-question evaluation,
 # the notebook) are marked `slow` and run by `make test-slow` (CI runs both)
 test: install
 	$(PYTHON) -m pytest -q -m "not slow" tests
