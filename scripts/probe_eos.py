@@ -14,18 +14,18 @@ With `require_equal_loss_tokens` it fails unless every run trained on the same l
 Writes report.md, report.json, probe.png (recall and log p vs step per arm) and training.png.
 """
 
-import glob
 import json
 import os
 import time
 from dataclasses import dataclass, field
+from statistics import fmean as mean
 
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
 from llm_recipes.evaluation.eos_probe import CONDITIONS, boundary_verdicts, eval_recall, score_probe
 from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
 from llm_recipes.reporting.stats import format_interval
-from llm_recipes.training.common import require_model_dir
+from llm_recipes.training.common import all_checkpoints, require_model_dir
 from llm_recipes.training.packing import read_steps
 
 
@@ -46,13 +46,6 @@ class ProbeArguments:
 ARGUMENTS = (ProbeArguments,)  # the dataclasses a recipe file for this stage fills
 
 
-def checkpoints(path):
-    found = sorted(glob.glob(os.path.join(path, "checkpoint-*")), key=lambda p: int(p.rsplit("-", 1)[1]))
-    if not found:
-        raise RecipeError(f"runs: {path} has no checkpoint-* directories (set save_steps in the SFT recipe)")
-    return [(int(p.rsplit("-", 1)[1]), p) for p in found]
-
-
 def probe_model(path, probe, evals):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -67,7 +60,7 @@ def probe_model(path, probe, evals):
 
 def train_losses(path):
     """(step, loss) pairs from the last checkpoint's trainer state."""
-    with open(os.path.join(checkpoints(path)[-1][1], "trainer_state.json"), encoding="utf-8") as f:
+    with open(os.path.join(all_checkpoints(path, "set save_steps in the SFT recipe")[-1][1], "trainer_state.json"), encoding="utf-8") as f:
         return [(e["step"], e["loss"]) for e in json.load(f)["log_history"] if "loss" in e]
 
 
@@ -87,10 +80,6 @@ def check_loss_tokens(reports, runs):
                 raise RecipeError(f"runs: {name} and {first} differ in {what} at optimizer step {step}; the "
                                   "comparison needs equal loss tokens (same data, seed, batch size and accumulation)")
     return sum(counts[first]) / len(counts[first])
-
-
-def mean(values):
-    return sum(values) / len(values)
 
 
 def plot(results, losses, output_dir):
@@ -146,7 +135,7 @@ def main(args: ProbeArguments):
     results, losses = {}, {}
     for run_ in args.runs:
         rows = list(base)
-        for step, path in checkpoints(run_["path"]):
+        for step, path in all_checkpoints(run_["path"], "set save_steps in the SFT recipe"):
             print(f"probing {run_['name']} step {step}", flush=True)
             rows.append((step, probe_model(path, probe, evals)))
         results[run_["name"]], losses[run_["name"]] = rows, train_losses(run_["path"])

@@ -17,7 +17,6 @@ adds epoch 0) for scripts/verdict.py, a table and
 curves.png. Writes report.json last (report.md, PNG before it).
 """
 
-import glob
 import json
 import os
 import time
@@ -27,6 +26,7 @@ from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
 from llm_recipes.evaluation import slick
 from llm_recipes.reporting.report import clear_report, markdown_table, write_json_atomic, write_report
+from llm_recipes.training.common import all_checkpoints
 
 
 @dataclass
@@ -134,14 +134,6 @@ def categorise(args):
     return metrics, f"# SliCK categories of {args.model_name_or_path}\n\n{text}\n"
 
 
-def checkpoints(run_dir):
-    found = sorted(glob.glob(os.path.join(run_dir, "checkpoint-*")), key=lambda p: int(p.rsplit("-", 1)[1]))
-    if not found:
-        raise RecipeError(f"runs: {run_dir} has no checkpoint-* directories (set save_strategy: epoch in the SFT "
-                          "recipe)")
-    return found
-
-
 def epoch_of(checkpoint):
     with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as f:
         return round(json.load(f)["epoch"], 2)
@@ -163,7 +155,7 @@ def track(args):
     for run_dir in args.runs:
         name = os.path.basename(os.path.normpath(run_dir))
         epochs, acc = ([0.0], {s: [base[s]] for s in sets}) if base else ([], {s: [] for s in sets})
-        for checkpoint in checkpoints(run_dir):
+        for _, checkpoint in all_checkpoints(run_dir, "set save_strategy: epoch in the SFT recipe"):
             epochs.append(epoch_of(checkpoint))
             for s, value in accuracy(checkpoint).items():
                 acc[s].append(value)

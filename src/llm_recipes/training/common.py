@@ -122,6 +122,18 @@ def last_checkpoint(output_dir):
     return None
 
 
+def all_checkpoints(output_dir, hint="set save_steps in the recipe"):
+    """[(step, path)] of every `checkpoint-<step>` a Trainer saved in output_dir, oldest first (probes and trackers
+    that score each checkpoint); none is an error naming the folder and `hint`."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    found = sorted((int(p.rsplit("-", 1)[1]), p) for p in glob.glob(os.path.join(output_dir, PREFIX_CHECKPOINT_DIR + "-*"))
+                   if p.rsplit("-", 1)[1].isdigit())
+    if not found:
+        raise RecipeError(f"runs: {output_dir} has no {PREFIX_CHECKPOINT_DIR}-* directories ({hint})")
+    return found
+
+
 def require_model_dir(path, key="model_name_or_path", needs="config.json", allow_pickle=False, revision=None):
     """A local model (or tokenizer) directory must hold `needs`, and weights as safetensors unless `allow_pickle`.
     A name of the hub's "org/name" form is a hub id: offline (HF_HUB_OFFLINE=1, the default here) it must already be
