@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
 from llm_recipes.evaluation.eos_probe import continuation_scores
+from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.reporting.stats import proportion_interval
 from llm_recipes.training.common import require_model_dir
@@ -33,10 +34,7 @@ ARGUMENTS = (RecallArguments,)
 
 def recall(model_dir, records):
     """(recall, mean log-prob per reply) of a saved model on prompt/completion records."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model, tokenizer = load(model_dir)
     scores = continuation_scores(model, tokenizer, [(r["prompt"], r["completion"]) for r in records])
     return sum(s["greedy"] for s in scores), sum(s["logprob"] for s in scores) / len(scores)
 

@@ -23,6 +23,7 @@ from statistics import fmean as mean
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
 from llm_recipes.evaluation.eos_probe import CONDITIONS, boundary_verdicts, eval_recall, score_probe
+from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
 from llm_recipes.reporting.stats import format_interval
 from llm_recipes.training.common import all_checkpoints, require_model_dir
@@ -47,11 +48,8 @@ ARGUMENTS = (ProbeArguments,)  # the dataclasses a recipe file for this stage fi
 
 
 def probe_model(path, probe, evals):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     require_model_dir(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    model, tokenizer = load(path)
     scores = score_probe(model, tokenizer, probe)
     if evals:
         scores["eval_recall"], scores["eval_loss"] = eval_recall(model, tokenizer, evals)
