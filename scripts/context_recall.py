@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
-from llm_recipes.evaluation.eos_probe import continuation_scores
+from llm_recipes.evaluation.eos_probe import in_context_recall
 from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.reporting.stats import proportion_interval
@@ -32,19 +32,12 @@ class RecallArguments:
 ARGUMENTS = (RecallArguments,)
 
 
-def recall(model_dir, records):
-    """(recall, mean log-prob per reply) of a saved model on prompt/completion records."""
-    model, tokenizer = load(model_dir)
-    scores = continuation_scores(model, tokenizer, [(r["prompt"], r["completion"]) for r in records])
-    return sum(s["greedy"] for s in scores), sum(s["logprob"] for s in scores) / len(scores)
-
-
 def main(args: RecallArguments):
     start = time.time()
     require_model_dir(args.model_name_or_path)
     records = list(load_records(args.dataset_name, required_keys=["prompt", "completion"]))
     clear_report(args.output_dir)
-    correct, logprob = recall(args.model_name_or_path, records)
+    correct, logprob = in_context_recall(*load(args.model_name_or_path), records)
     value, (low, high) = correct / len(records), proportion_interval(correct, len(records))
     print(f"held-out in-context recall: {value:.3f} ({correct}/{len(records)}, 95% Wilson [{low:.3f}, {high:.3f}]); "
           f"required >= {args.min_recall}")

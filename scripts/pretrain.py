@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from transformers import Trainer, TrainingArguments
 
 from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.data import load_records
+from llm_recipes.evaluation.eos_probe import RecallTarget
 from llm_recipes.reporting.model_card import write_model_card
 from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report
 from llm_recipes.training.blocks import stage_blocks
@@ -89,6 +91,9 @@ class PretrainArguments:
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
     token_selection: dict | None = field(default=None, metadata={
         "help": "Rho-1 selective LM: {reference_model: dir, ratio: share of tokens (top excess loss) in the loss}"})
+    stop_at_recall: dict | None = field(default=None, metadata={
+        "help": "{dataset_name: held-out prompt/completion JSONL, min_recall, every_steps}: stop once greedy in-context "
+                "recall reaches min_recall (a base for recipes/packing-vs-padding); max_steps stays the bound"})
     objective: str = field(default="causal", metadata={"help": "causal | ul2 (UL2 mixture of denoisers, key ul2)"})
     ul2: dict | None = field(default=None, metadata={
         "help": "{denoisers: [{mode: R|S|X, mean_span, corruption_rate, weight}]} (llm_recipes.training.ul2)"})
@@ -201,6 +206,7 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                                                                      hidden, block_size), args.peak_tflops,
                                     training_args.world_size)
     guard = NaNGuard()
+    callbacks = [guard, throughput] + ([recall_target(args.stop_at_recall, tokenizer)] if args.stop_at_recall else [])
     checkpoint = last_checkpoint(output_dir)
     selection = {}
     if args.token_selection:  # Rho-1: a reference model scores every token; the loss keeps the top `ratio` share
@@ -213,10 +219,19 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                            training_args.process_index) if args.ul2_denoisers else default_data_collator
     trainer = (SelectiveTrainer if selection else UL2Trainer if args.ul2_denoisers else BlockTrainer)(
         model=model, args=stage_args, train_dataset=train, eval_dataset=held_out, data_collator=collator,
-        processing_class=tokenizer, callbacks=[guard, throughput], **selection)
+        processing_class=tokenizer, callbacks=callbacks, **selection)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
-    return trainer, result, checkpoint, throughput.last, len(train)
+    return trainer, result, checkpoint, throughput.last, len(train), callbacks[2:]
+
+
+def recall_target(spec, tokenizer):
+    unknown = set(spec) - {"dataset_name", "min_recall", "every_steps"}
+    if unknown or "dataset_name" not in spec or not 0 < spec.get("min_recall", 0) <= 1:
+        raise RecipeError(f"stop_at_recall: expected {{dataset_name, min_recall in (0, 1], every_steps}}; got {spec}")
+    records = list(load_records(spec["dataset_name"], required_keys=["prompt", "completion"],
+                                key="stop_at_recall.dataset_name"))
+    return RecallTarget(tokenizer, records, spec["min_recall"], spec.get("every_steps", 100))
 
 
 def main(args: PretrainArguments, training_args: TrainingArguments):
@@ -256,8 +271,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     history, steps, tokens, resumed = [], 0, 0, None
     for i, stage in enumerate(stages):
         out = training_args.output_dir if len(stages) == 1 else os.path.join(training_args.output_dir, f"stage_{i}")
-        trainer, result, checkpoint, throughput, n_blocks = train_stage(args, training_args, tokenizer, model, stage,
-                                                                        out)
+        trainer, result, checkpoint, throughput, n_blocks, targets = train_stage(args, training_args, tokenizer,
+                                                                                 model, stage, out)
         model, resumed = trainer.model, resumed or checkpoint
         history += trainer.state.log_history
         steps += result.global_step
@@ -273,7 +288,9 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
                    **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
                                                        "flops_per_token", "mfu", "mfu_steady")},
                    **selection_summary(args, training_args.output_dir),
-                   **ul2_summary(args.ul2_denoisers, trainer.data_collator)}
+                   **ul2_summary(args.ul2_denoisers, trainer.data_collator),
+                   **({"recall_target_reached_at": targets[0].reached, "recall_history": targets[0].history}
+                      if targets else {})}
         print(markdown_table(["metric", "value"], list(metrics.items())))
         data = [args.dataset_name, *(s.get("dataset_name") or src["path"] for s in args.data_stages or []
                                      for src in (s.get("datasets") or [s]))]

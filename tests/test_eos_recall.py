@@ -1,6 +1,7 @@
 """recipes/packing-vs-padding with a base that reads its context: the copy data is reproducible and answerable only
 from the context, the precondition stops a run whose base model does not copy, and the probe's prompts put the fact in
 the previous sample with and without [EOS]."""
+import dataclasses
 import json
 import os
 
@@ -9,7 +10,7 @@ from conftest import REPO, run_script
 
 from llm_recipes.config import RecipeError, load_recipe
 from llm_recipes.evaluation.eos_probe import boundary_verdicts, probe_prompts, score_probe
-from llm_recipes.scripts import context_recall, make_copy_data
+from llm_recipes.scripts import context_recall, make_copy_data, pretrain
 
 RECIPE = os.path.join(REPO, "recipes", "packing-vs-padding")
 TINY_DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
@@ -46,8 +47,22 @@ def test_copy_data_is_byte_identical_for_a_seed_and_answerable_only_from_context
         assert r["answer"] not in question  # not in the question
         answers.add(r["answer"])
     assert len(answers) >= 80  # 100 draws from 784 names: few repeats, and no name goes with one person or pet
-    for r in rows("probe.jsonl"):
+    for r in rows("probe.jsonl"):  # the previous sample states the fact and is answered; the next one asks again
         assert r["answer"] in r["context"].split("\n質問：")[0] and r["answer"] not in r["question"]
+        assert r["context"].endswith(r["answer"] + "です。") and r["question"] in r["context"]
+    # one fact per text (the recipe's max_facts): exactly one pet name in each passage
+    names = [m for r in rows("sft.jsonl") for m in [r["answer"]] if r["prompt"].count("の名前") +
+             r["prompt"].count("という名前") == 2]
+    assert len(names) == 60
+    # an unanswerable share: passages without a pet, answered わかりません。; the other files stay as they were
+    mixed = make_copy_data.build(dataclasses.replace(small_args(tmp_path), unanswerable_share=0.5))
+    unanswerable = [r for r in mixed["sft.jsonl"] if r["completion"] == "わかりません。"]
+    assert 15 <= len(unanswerable) <= 45 and all(r["answer"] is None and "名前は" not in r["prompt"].split("\n")[0]
+                                                 for r in unanswerable)
+    assert mixed["probe.jsonl"] == rows("probe.jsonl") and mixed["recall_eval.jsonl"] == rows("recall_eval.jsonl")
+    with pytest.raises(RecipeError, match="max_facts: 0 must be between 1 and 6"):
+        make_copy_data.main(make_copy_data.CopyDataArguments(output_dir=str(tmp_path / "d"), max_facts=0))
+    assert not (tmp_path / "d").exists()
 
 
 def test_probe_prompts_put_the_fact_in_the_previous_sample_with_and_without_eos(model_dir):
@@ -122,3 +137,36 @@ def test_boundary_verdicts_find_the_onset_step():
     assert out["onset"] == {"gap": 150, "vs_reference": 150}
     assert boundary_verdicts(padding)["onset"] == {"gap": None, "vs_reference": None}
     assert boundary_verdicts([(0, drop)], [(0, same)])["onset"]["gap"] == 0  # step 0 counts
+
+
+def test_recall_target_stops_training_once_recall_is_reached(model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
+
+    from llm_recipes.evaluation.eos_probe import RecallTarget, in_context_recall
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).train()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    records = [json.loads(line) for line in open(recall_records(tmp_path, n=6), encoding="utf-8")]
+    assert in_context_recall(model.eval(), tokenizer, records)[0] == 0  # random weights copy nothing
+    model.train()
+
+    def step(target, n):
+        state, control = TrainerState(), TrainerControl()
+        state.global_step = n
+        return target.on_step_end(None, state, control, model=model)
+
+    never = RecallTarget(tokenizer, records, min_recall=0.5, every_steps=10)
+    assert not step(never, 5).should_training_stop and never.history == []  # not a checking step
+    control = step(never, 10)
+    assert not control.should_training_stop and never.history == [(10, 0.0)] and never.reached is None
+    assert model.training  # the check leaves the model training
+    # pretrain.py's stop_at_recall builds the callback from a dataset file and refuses a bad spec
+    target = pretrain.recall_target({"dataset_name": recall_records(tmp_path, n=6), "min_recall": 1e-9,
+                                     "every_steps": 20}, tokenizer)
+    assert len(target.records) == 6 and target.every_steps == 20
+    with pytest.raises(RecipeError, match="stop_at_recall: expected"):
+        pretrain.recall_target({"dataset_name": "x.jsonl", "min_recall": 0}, tokenizer)
+    # recall >= the target stops at that step and asks for a checkpoint there
+    reached = RecallTarget(tokenizer, records, min_recall=0.0, every_steps=10)
+    control = step(reached, 30)
+    assert control.should_training_stop and control.should_save and reached.reached == 30

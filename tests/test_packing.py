@@ -8,7 +8,7 @@ import torch
 from conftest import REPO
 
 from llm_recipes.config import RecipeError, load_recipe
-from llm_recipes.scripts import probe_eos, sft
+from llm_recipes.scripts import probe_eos, sft, verdict
 from llm_recipes.training.packing import LayoutCollator
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
@@ -92,27 +92,43 @@ def test_arms_train_on_equal_loss_tokens_and_the_probe_reports_them(model_dir, t
     assert losses("padding_free") == pytest.approx(losses("padding"), abs=2e-3)
     assert losses("packed") != pytest.approx(losses("padding"), abs=2e-3)
 
-    runs = [{"name": layout, "path": str(tmp_path / layout)} for layout in reports]
+    arms = {layout: [str(tmp_path / layout)] for layout in reports}
     out = tmp_path / "probe"
     report = probe_eos.main(probe_eos.ProbeArguments(
-        output_dir=str(out), runs=runs, probe_dataset=head("eos_probe.jsonl", 8, tmp_path),
+        output_dir=str(out), arms=arms, probe_dataset=head("eos_probe.jsonl", 8, tmp_path),
         eval_dataset=head("rc_eval.jsonl", 8, tmp_path), base_model=str(model_dir)))
-    assert report["probe_items"] == 8 and report["loss_tokens_per_step"] == sum(tokens[0]) / 6
-    for name, run in report["runs"].items():
+    assert report["probe_items"] == 8 and report["loss_tokens_per_step"] == [sum(tokens[0]) / 6]
+    assert report["seeds"] == 1 and report["verdict_unit"] == "8 items (one seed)"
+    for layout, run in report["runs"].items():
+        assert run["arm"] == layout and run["seed_index"] == 0
         assert [r["step"] for r in run["probe"]] == [0, 3, 6]
         assert all(r["logprob_eos"] < 0 and r["logprob_no_fact"] < 0 and 0 <= r["recall_eos"] <= 1
                    and 0 <= r["eval_recall"] <= 1 and r["eval_loss"] > 0 for r in run["probe"])
         assert run["real_tokens_per_s"] > 0
-        assert [r["step"] for r in report["verdicts"]["recall"][name]["rows"]] == [0, 3, 6]
+        last = run["probe"][-1]
+        assert run["final"]["step"] == 6 and run["final"]["recall_gap"] == last["recall_no_eos"] - last["recall_eos"]
+        assert run["final"]["logprob_gap"] == pytest.approx(last["logprob_no_eos"] - last["logprob_eos"])
+        assert [r["step"] for r in report["verdicts"]["recall"][layout]["rows"]] == [0, 3, 6]
     assert "vs_reference" in report["verdicts"]["logprob"]["packed"]["rows"][0]
     assert (out / "probe.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
     assert "real-token fraction" in (out / "report.md").read_text() and "Verdict:" in (out / "report.md").read_text()
 
+    # the verdict stage reads each run's last-checkpoint figures from the probe report
+    claims = [{"metric": "gap", "better": "packed", "worse": "padding"}]
+    result = verdict.main(verdict.VerdictArguments(
+        arms=arms, output_dir=str(tmp_path / "verdict"), claims=claims,
+        metrics=[{"name": "gap", "key": "runs.{name}.final.logprob_gap", "report": str(out)}]))
+    assert result["values"]["gap"]["packed"] == [report["runs"]["packed"]["final"]["logprob_gap"]]
+
     # a run on other batches (another seed) is refused: its loss tokens differ at some step
     run_arm(model_dir, tmp_path, "padding", name="other", seed=7)
-    with pytest.raises(RecipeError, match="differ in loss tokens at optimizer step"):
+    with pytest.raises(RecipeError, match="other and packed differ in loss tokens at optimizer step"):
         probe_eos.main(probe_eos.ProbeArguments(output_dir=str(tmp_path / "p2"),
-                                                runs=[*runs, {"name": "other", "path": str(tmp_path / "other")}],
+                                                arms={"packed": arms["packed"], "padding": [str(tmp_path / "other")]},
+                                                probe_dataset=head("eos_probe.jsonl", 8, tmp_path)))
+    with pytest.raises(RecipeError, match="same number of seeds in every arm"):
+        probe_eos.main(probe_eos.ProbeArguments(output_dir=str(tmp_path / "p3"),
+                                                arms={"packed": arms["packed"], "padding": [*arms["padding"]] * 2},
                                                 probe_dataset=head("eos_probe.jsonl", 8, tmp_path)))
 
 

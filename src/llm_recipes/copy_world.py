@@ -3,11 +3,18 @@ random from syllables (28^2 = 784 pet names, one token each with the recipe's to
 text), each fact stated once and asked about later in the same text. Nothing can be memorised, so the only way to answer is to copy the name from the context. Used by
 scripts/make_copy_data.py; deterministic given the random.Random passed in.
 
-- `copy_document`: pretraining text: 1-2 pet facts among tiny-world filler sentences, then 1-2 questions with answers;
+- `copy_document`: pretraining text: 1 to `max_facts` pet facts among tiny-world filler sentences, then a question with
+  its answer for every fact;
 - `sft_example`: the same as prompt (passage + one question) / completion (the name), for SFT and the held-out recall
   check (the precondition before SFT);
-- `probe_item`: one sample states a fact and asks about another one; the next sample asks about the first fact. Its
-  answer is only in the previous sample: across [EOS] (packed) or inside the same text (no [EOS]).
+- `unanswerable_example`: a passage with no pet and a question about one, answered "わかりません。" (an optional share of
+  the SFT data, `unanswerable_share`);
+- `probe_item`: a complete sample (passage stating a fact, its question and answer), and the next sample's question
+  about the same fact. Its answer is only in the previous sample: across [EOS] (packed) or inside the same text (no
+  [EOS]).
+
+recipes/packing-vs-padding uses one fact per text (`max_facts: 1`): a 2-layer base learns to copy it in ~800 steps,
+while with two facts per text it had not learned to bind a name to its person and pet within 2,400 steps (README).
 """
 
 from llm_recipes.tiny_world import JA_FILLERS, PEOPLE, SYLLABLES, fill
@@ -46,9 +53,10 @@ def passage(rng, facts, n_fillers):
     return "".join(sentences)
 
 
-def copy_document(rng):
-    """A passage with 1-2 pet facts and 0-3 fillers, then a question + answer for every fact, in random order."""
-    facts = pets(rng, rng.randrange(1, 3))
+def copy_document(rng, max_facts=2):
+    """A passage with 1 to max_facts pet facts and 0-3 fillers, then a question + answer for every fact, in random
+    order."""
+    facts = pets(rng, rng.randrange(1, max_facts + 1))
     text = passage(rng, facts, rng.randrange(0, 4))
     for f in rng.sample(facts, len(facts)):
         text += "\n" + QUESTION.format(**f) + ANSWER.format(**f)
@@ -62,16 +70,27 @@ def roll_call(rng):
     return {"text": f"{v}村の{kind}の名前：{names}。\nもう一度読みます：{names}。\nもう一度：{names}。"}
 
 
-def sft_example(rng):
-    facts = pets(rng, rng.randrange(1, 3))
+def sft_example(rng, max_facts=2):
+    facts = pets(rng, rng.randrange(1, max_facts + 1))
     asked = rng.choice(facts)
     return {"prompt": passage(rng, facts, rng.randrange(0, 4)) + "\n" + QUESTION.format(**asked),
             "completion": ANSWER.format(**asked), "answer": asked["x"]}
 
 
+UNANSWERABLE = "わかりません。"
+
+
+def unanswerable_example(rng):
+    """An SFT sample whose passage (1-3 fillers) states no pet: the question about someone's pet is answered
+    "わかりません。" (real SFT data has questions whose answer is not in their context). In a packed row the names of
+    earlier samples are then wrong answers, which a model that copies across [EOS] is penalised for."""
+    fact = pets(rng, 1)[0]
+    return {"prompt": passage(rng, [], rng.randrange(1, 4)) + "\n" + QUESTION.format(**fact),
+            "completion": UNANSWERABLE, "answer": None}
+
+
 def probe_item(rng):
-    """A previous sample (fact A stated, fact B asked and answered) and a question about A for the next sample."""
-    first, second = pets(rng, 2)
-    context = passage(rng, [first, second], rng.randrange(0, 3)) + "\n" + QUESTION.format(**second) + \
-        ANSWER.format(**second)
-    return {"context": context, "question": QUESTION.format(**first), "answer": first["x"]}
+    """A previous sample (a passage stating fact A, A's question and answer) and the next sample's question about A."""
+    fact = pets(rng, 1)[0]
+    context = passage(rng, [fact], rng.randrange(0, 3)) + "\n" + QUESTION.format(**fact) + ANSWER.format(**fact)
+    return {"context": context, "question": QUESTION.format(**fact), "answer": fact["x"]}

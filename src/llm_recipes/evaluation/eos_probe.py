@@ -1,5 +1,8 @@
 """Scoring for the EOS-boundary probe: log-likelihood of a reply after a prefix (batched, like lm-eval's loglikelihood
-requests) with greedy exactness, the probe's three prompts per item, and per-arm boundary verdicts paired over items."""
+requests) with greedy exactness, the probe's three prompts per item, and per-arm boundary verdicts paired over items
+or seeds."""
+
+from transformers import TrainerCallback
 
 REPLY = "{}です。"
 CONDITIONS = ("eos", "no_eos", "no_fact")
@@ -29,7 +32,8 @@ def continuation_scores(model, tokenizer, pairs, batch_size=32):
             ids[row, :len(p) + len(c)] = torch.tensor(p + c)
             mask[row, :len(p) + len(c)] = 1
         with torch.no_grad():
-            logprobs = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float().log_softmax(-1)
+            logprobs = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                             use_cache=False).logits.float().log_softmax(-1).cpu()
         for row, (p, c) in enumerate(chunk):
             rows = logprobs[row, torch.arange(len(p) - 1, len(p) + len(c) - 1)]
             target = torch.tensor(c)
@@ -55,6 +59,38 @@ def score_probe(model, tokenizer, records):
                 "logprob": [s["logprob"] for s in scores[i * n:(i + 1) * n]]} for i, c in enumerate(CONDITIONS)}
 
 
+def in_context_recall(model, tokenizer, records):
+    """(records whose completion greedy decoding reproduces exactly, mean log p(completion)) for held-out
+    prompt/completion records whose answer is copied from the prompt."""
+    scores = continuation_scores(model, tokenizer, [(r["prompt"], r["completion"]) for r in records])
+    return sum(s["greedy"] for s in scores), sum(s["logprob"] for s in scores) / len(scores)
+
+
+class RecallTarget(TrainerCallback):
+    """Stops training once held-out in-context recall reaches `min_recall`, checked every `every_steps` optimizer
+    steps (a checkpoint is saved there): for a base whose copying arrives as a phase change at a seed-dependent step
+    (recipes/packing-vs-padding). `history` holds (step, recall); `reached` the step that met the target."""
+
+    def __init__(self, tokenizer, records, min_recall, every_steps):
+        self.tokenizer, self.records, self.min_recall, self.every_steps = tokenizer, records, min_recall, every_steps
+        self.history, self.reached = [], None
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every_steps:
+            return control
+        training = model.training
+        model.eval()
+        recall = in_context_recall(model, self.tokenizer, self.records)[0] / len(self.records)
+        model.train(training)
+        self.history.append((state.global_step, recall))
+        print(f"step {state.global_step}: held-out in-context recall {recall:.3f} (target {self.min_recall})",
+              flush=True)
+        if recall >= self.min_recall:
+            self.reached = state.global_step
+            control.should_training_stop = control.should_save = True
+        return control
+
+
 def eval_recall(model, tokenizer, records):
     """Held-out prompt/completion records (the answer copied from the prompt): (recall, loss per completion token
     including [EOS], as SFT trains it)."""
@@ -65,8 +101,9 @@ def eval_recall(model, tokenizer, records):
 
 
 def boundary_verdicts(per_step, reference=None, metric="recall"):
-    """Per checkpoint of one arm: the [EOS] gap (no_eos - eos, paired over items) with its t interval and verdict;
-    with `reference` (another arm's per_step, same steps and items) also the gap minus the reference arm's gap.
+    """Per checkpoint of one arm: the [EOS] gap (no_eos - eos, paired by position: probe items, or seeds when each
+    value is a seed's mean over the items) with its t interval and verdict; with `reference` (another arm's per_step,
+    same steps and units) also the gap minus the reference arm's gap.
     The onset is the first step from which the claim holds at every later checkpoint (None if never)."""
     from llm_recipes.reporting.stats import REPRODUCED, verdict
 
