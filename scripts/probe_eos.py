@@ -25,7 +25,7 @@ from statistics import fmean as mean
 
 from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.data import load_records
-from llm_recipes.evaluation.eos_probe import CONDITIONS, boundary_verdicts, eval_recall, score_probe
+from llm_recipes.evaluation.eos_probe import CONDITIONS, PAIRS, boundary_verdicts, eval_recall, score_probe
 from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
 from llm_recipes.reporting.stats import format_interval, t_interval
@@ -103,17 +103,22 @@ def pooled(seed_rows):
     def values(i, c, m):
         return seed_rows[0][i][1][c][m] if len(seed_rows) == 1 else [mean(rows[i][1][c][m]) for rows in seed_rows]
 
-    return [(step, {c: {m: values(i, c, m) for m in METRICS} for c in CONDITIONS}) for i, step in enumerate(steps)]
+    conditions = [c for c in CONDITIONS if c in seed_rows[0][0][1]]
+    return [(step, {c: {m: values(i, c, m) for m in METRICS} for c in conditions}) for i, step in enumerate(steps)]
 
 
 def plot(per_arm, evals_by_arm, losses, output_dir):
     from llm_recipes.reporting.plots import subplots
 
-    fig, axes = subplots(1, 2, figsize=(12, 4))
-    for ax, metric, label in zip(axes, METRICS, ("recall (greedy reply exact)", "mean log p(reply)")):
+    panels = [(name, metric) for name, metric in (("sample", "recall"), ("passage", "recall"), ("sample", "logprob"))
+              if PAIRS[name][0] in next(iter(per_arm.values()))[0][1]]
+    fig, axes = subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (name, metric) in zip(axes[0], panels):
+        without, across = PAIRS[name]
+        label = "recall (greedy reply exact)" if metric == "recall" else "mean log p(reply)"
         for i, (arm, rows) in enumerate(per_arm.items()):
             steps = [s for s, _ in rows]
-            for cond, style, what in (("eos", "-o", "across [EOS]"), ("no_eos", "--s", "same text, no [EOS]")):
+            for cond, style, what in ((across, "-o", "across [EOS]"), (without, "--s", "newline, no [EOS]")):
                 cells = [t_interval(r[cond][metric]) for _, r in rows]
                 ax.errorbar(steps, [m for m, _, _ in cells], yerr=[[m - lo for m, lo, _ in cells],
                                                                    [hi - m for m, _, hi in cells]],
@@ -121,7 +126,8 @@ def plot(per_arm, evals_by_arm, losses, output_dir):
         rows = next(iter(per_arm.values()))
         ax.plot([s for s, _ in rows], [mean(r["no_fact"][metric]) for _, r in rows], ":", color="gray",
                 label="question alone")
-        ax.set(xlabel="SFT step", ylabel=label, title=f"EOS-boundary probe: {label} (95% t interval)")
+        before = "a complete previous sample" if name == "sample" else "a bare passage"
+        ax.set(xlabel="SFT step", ylabel=label, title=f"{label} after {before} (95% t interval)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "probe.png"), dpi=120)
@@ -136,7 +142,8 @@ def plot(per_arm, evals_by_arm, losses, output_dir):
     for ax, title in zip(axes, ("train loss (each seed)", "held-out completion loss (mean of seeds)",
                                 "held-out in-context recall (mean of seeds)")):
         ax.set(xlabel="step", title=title)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "training.png"), dpi=120)
 
@@ -148,8 +155,10 @@ def verdict_cell(v):
 def final_figures(rows):
     """The last checkpoint's per-condition means and [EOS] gaps of one run (read by scripts/verdict.py)."""
     last = rows[-1][1]
-    out = {f"{m}_{c}": mean(last[c][m]) for c in CONDITIONS for m in METRICS}
+    out = {f"{m}_{c}": mean(last[c][m]) for c in CONDITIONS if c in last for m in METRICS}
     out.update({f"{m}_gap": out[f"{m}_no_eos"] - out[f"{m}_eos"] for m in METRICS}, step=rows[-1][0])
+    if "passage_eos" in last:
+        out.update({f"{m}_passage_gap": out[f"{m}_passage_no_eos"] - out[f"{m}_passage_eos"] for m in METRICS})
     return out | {k: last[k] for k in ("eval_recall", "eval_loss") if k in last}
 
 
@@ -183,36 +192,51 @@ def main(args: ProbeArguments):
     evals_by_arm = {arm: {k: [(step, mean(results[p][i][1][k] for p in paths)) for i, (step, _) in
                               enumerate(results[paths[0]])] for k in ("eval_recall", "eval_loss") if evals}
                     for arm, paths in args.arms.items()}
-    reference = per_arm.get(args.reference_arm)
-    verdicts = {m: {arm: boundary_verdicts(rows, reference if arm != args.reference_arm else None, m)
-                    for arm, rows in per_arm.items()} for m in METRICS}
+    reference, arms = per_arm.get(args.reference_arm), list(per_arm)
+    pairs = [name for name, (without, _) in PAIRS.items() if without in per_arm[arms[0]][0][1]]
+    verdicts = {m + ("" if name == "sample" else f"_{name}"): {
+        arm: boundary_verdicts(rows, reference if arm != args.reference_arm else None, m, PAIRS[name])
+        for arm, rows in per_arm.items()} for name in pairs for m in METRICS}
     os.makedirs(args.output_dir, exist_ok=True)
     plot(per_arm, evals_by_arm, {arm: {p: losses[p] for p in paths} for arm, paths in args.arms.items()},
          args.output_dir)
-    arms, unit = list(per_arm), (f"{seeds} seeds" if seeds > 1 else f"{len(probe)} items (one seed)")
-    recall_rows = [[step, *[f"{mean(per_arm[a][i][1]['eos']['recall']):.2f} / "
-                            f"{mean(per_arm[a][i][1]['no_eos']['recall']):.2f}" for a in arms],
-                    mean(per_arm[arms[0]][i][1]["no_fact"]["recall"])]
-                   for i, (step, _) in enumerate(per_arm[arms[0]])]
+    unit = f"{seeds} seeds" if seeds > 1 else f"{len(probe)} items (one seed)"
+    recall_tables = []
+    for name in pairs:
+        without, across = PAIRS[name]
+        rows = [[step, *[f"{mean(per_arm[a][i][1][across]['recall']):.2f} / "
+                         f"{mean(per_arm[a][i][1][without]['recall']):.2f}" for a in arms],
+                 mean(per_arm[arms[0]][i][1]["no_fact"]["recall"])] for i, (step, _) in enumerate(per_arm[arms[0]])]
+        before = "a complete previous sample (passage, question, answer)" if name == "sample" else \
+            "the previous sample's passage alone"
+        recall_tables.append(f"Recall after {before}: across [EOS] / newline instead of [EOS] (greedy reply exact, "
+                             f"mean of seeds; last column: question alone):\n\n"
+                             + markdown_table(["step", *arms, "no fact"], rows))
     sections = []
-    for metric in METRICS:
+    for metric in verdicts:
         compare = args.packed_arm in per_arm and reference is not None
         rows = [[row["step"], *[verdict_cell(verdicts[metric][a]["rows"][i]["gap"]) for a in arms],
                  *([verdict_cell(verdicts[metric][args.packed_arm]["rows"][i]["vs_reference"])] if compare else [])]
                 for i, row in enumerate(verdicts[metric][arms[0]]["rows"])]
         onsets = {a: verdicts[metric][a]["onset"] for a in arms}
         sections.append(
-            f"### {metric}: [EOS] gap (no [EOS] - across [EOS]), mean [95% t interval over {unit}]\n\n"
+            f"### {metric}: [EOS] gap (newline - across [EOS]), mean [95% t interval over {unit}]\n\n"
             + markdown_table(["step", *[f"{a} gap" for a in arms],
                               *([f"{args.packed_arm} gap - {args.reference_arm} gap"] if compare else [])], rows)
             + "\n\nOnset (first step from which the claim holds at every later checkpoint): "
             + "; ".join(f"{a}: gap > 0 from {o['gap']}" + (f", gap > {args.reference_arm}'s from {o['vs_reference']}"
                                                            if a == args.packed_arm else "") for a, o in onsets.items()))
-    packed = verdicts["recall"].get(args.packed_arm)
-    headline = ("no packed arm" if not packed else
-                f"packing makes [EOS] a boundary (recall gap > {args.reference_arm}'s) from step "
+    def claim_line(key, where):
+        packed = verdicts[key].get(args.packed_arm)
+        return ("no packed arm" if not packed else
+                f"{where}: packing makes [EOS] a boundary (recall gap > {args.reference_arm}'s) from step "
                 f"{packed['onset']['vs_reference']}" if packed["onset"]["vs_reference"] is not None else
-                f"not shown: the packed arm's recall gap is not above {args.reference_arm}'s at the last checkpoints")
+                f"{where}: not shown (the packed arm's recall gap is not above {args.reference_arm}'s at the last "
+                "checkpoints)")
+
+    headline = "; ".join(claim_line("recall" + ("" if n == "sample" else f"_{n}"),
+                                  "after a previous sample" if n == "sample" else "after a bare passage")
+                         for n in pairs)
     finals = {path: final_figures(results[path]) for path in results}
     headers = ["arm", "run", "train s", "real tokens/s", "real-token fraction", "loss tokens/step", "final train loss",
                "held-out recall", "recall across [EOS] / no [EOS]"]
@@ -222,13 +246,12 @@ def main(args: ProbeArguments):
              for arm, paths in args.arms.items() for i, p in enumerate(paths)]
     text = (f"# Packing vs padding: EOS-boundary probe, {len(args.arms)} arms x {seeds} seed(s), {len(probe)} items, "
             f"{len(evals or [])} held-out prompts\n\n**Verdict: {headline}.**\n\n{markdown_table(headers, table)}\n\n"
-            f"Recall across [EOS] / without [EOS] (greedy reply exact, mean of seeds; last column: question alone):\n\n"
-            f"{markdown_table(['step', *arms, 'no fact'], recall_rows)}\n\n" + "\n\n".join(sections)
+            + "\n\n".join(recall_tables) + "\n\n" + "\n\n".join(sections)
             + "\n\n![probe](probe.png)\n![training](training.png)\n")
     with open(os.path.join(args.output_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
-    summary = {p: [{"step": step, **{f"{m}_{c}": mean(r[c][m]) for c in CONDITIONS for m in METRICS},
+    summary = {p: [{"step": step, **{f"{m}_{c}": mean(r[c][m]) for c in CONDITIONS if c in r for m in METRICS},
                     **{k: r[k] for k in ("eval_recall", "eval_loss") if k in r}} for step, r in rows]
                for p, rows in results.items()}
     return write_report(args.output_dir, "probe_eos", {

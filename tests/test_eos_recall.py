@@ -50,6 +50,7 @@ def test_copy_data_is_byte_identical_for_a_seed_and_answerable_only_from_context
     for r in rows("probe.jsonl"):  # the previous sample states the fact and is answered; the next one asks again
         assert r["answer"] in r["context"].split("\n質問：")[0] and r["answer"] not in r["question"]
         assert r["context"].endswith(r["answer"] + "です。") and r["question"] in r["context"]
+        assert r["context"].startswith(r["passage"] + "\n質問：") and r["answer"] in r["passage"]
     # one fact per text (the recipe's max_facts): exactly one pet name in each passage
     names = [m for r in rows("sft.jsonl") for m in [r["answer"]] if r["prompt"].count("の名前") +
              r["prompt"].count("という名前") == 2]
@@ -86,6 +87,14 @@ def test_probe_prompts_put_the_fact_in_the_previous_sample_with_and_without_eos(
     for c in scores.values():
         assert c["recall"] == [0, 0] and all(lp < 0 for lp in c["logprob"])  # random weights: no recall
     assert scores["eos"]["logprob"][0] != scores["no_eos"]["logprob"][0]
+    # with the previous sample's passage alone: passage + [EOS] + question and passage + newline + question too
+    bare = {**record, "passage": "コワさんの猫の名前はサククです。"}
+    prompts = probe_prompts(bare, eos)
+    assert prompts["passage_eos"] == bare["passage"] + eos + record["question"]
+    assert prompts["passage_no_eos"] == bare["passage"] + "\n" + record["question"]
+    ids = tokenizer(prompts["passage_eos"], add_special_tokens=False).input_ids
+    assert ids.count(tokenizer.eos_token_id) == 1
+    assert set(score_probe(model, tokenizer, [bare])) == {"eos", "no_eos", "no_fact", "passage_eos", "passage_no_eos"}
 
 
 def recall_records(tmp_path, n=12):

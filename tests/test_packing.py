@@ -2,12 +2,14 @@
 no cross-sample attention in the padding-free layout, and the EOS probe report."""
 import json
 import os
+import random
 
 import pytest
 import torch
 from conftest import REPO
 
 from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.copy_world import probe_item
 from llm_recipes.scripts import probe_eos, sft, verdict
 from llm_recipes.training.packing import LayoutCollator
 
@@ -112,6 +114,18 @@ def test_arms_train_on_equal_loss_tokens_and_the_probe_reports_them(model_dir, t
     assert "vs_reference" in report["verdicts"]["logprob"]["packed"]["rows"][0]
     assert (out / "probe.png").stat().st_size > 0 and (out / "training.png").stat().st_size > 0
     assert "real-token fraction" in (out / "report.md").read_text() and "Verdict:" in (out / "report.md").read_text()
+
+    # probe items with the previous sample's passage add the bare-passage conditions, verdicts and figures
+    rng = random.Random(0)
+    passages = tmp_path / "probe_passages.jsonl"
+    passages.write_text("".join(json.dumps(probe_item(rng), ensure_ascii=False) + "\n" for _ in range(4)),
+                        encoding="utf-8")
+    with_passage = probe_eos.main(probe_eos.ProbeArguments(output_dir=str(tmp_path / "probe_p"), arms=arms,
+                                                           probe_dataset=str(passages)))
+    assert set(with_passage["verdicts"]) == {"recall", "logprob", "recall_passage", "logprob_passage"}
+    final = with_passage["runs"]["packed"]["final"]
+    assert final["recall_passage_gap"] == final["recall_passage_no_eos"] - final["recall_passage_eos"]
+    assert "after a bare passage" in with_passage["headline"] and "recall_passage" not in report["verdicts"]
 
     # the verdict stage reads each run's last-checkpoint figures from the probe report
     claims = [{"metric": "gap", "better": "packed", "worse": "padding"}]

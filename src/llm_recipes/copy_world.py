@@ -10,10 +10,10 @@ scripts/make_copy_data.py; deterministic given the random.Random passed in.
 - `unanswerable_example`: a passage with no pet and a question about one, answered "わかりません。" (an optional share of
   the SFT data, `unanswerable_share`);
 - `probe_item`: a complete sample (passage stating a fact, its question and answer), and the next sample's question
-  about the same fact. Its answer is only in the previous sample: across [EOS] (packed) or inside the same text (no
-  [EOS]).
+  about the same fact (and the passage alone, for a probe of the [EOS] token without a completed sample before it).
+  Its answer is only in the previous sample: across [EOS] (packed) or inside the same text (no [EOS]).
 
-recipes/packing-vs-padding uses one fact per text (`max_facts: 1`): a 2-layer base learns to copy it in ~800 steps,
+recipes/packing-vs-padding uses one fact per text (`max_facts: 1`): a 2-layer base learns to copy it (in 400-2,100 steps by seed),
 while with two facts per text it had not learned to bind a name to its person and pet within 2,400 steps (README).
 """
 
@@ -90,7 +90,9 @@ def unanswerable_example(rng):
 
 
 def probe_item(rng):
-    """A previous sample (a passage stating fact A, A's question and answer) and the next sample's question about A."""
+    """A previous sample (a passage stating fact A, A's question and answer) and the next sample's question about A;
+    `passage` is the previous sample's passage alone (the probe's bare-passage conditions)."""
     fact = pets(rng, 1)[0]
-    context = passage(rng, [fact], rng.randrange(0, 3)) + "\n" + QUESTION.format(**fact) + ANSWER.format(**fact)
-    return {"context": context, "question": QUESTION.format(**fact), "answer": fact["x"]}
+    text = passage(rng, [fact], rng.randrange(0, 3))
+    context = text + "\n" + QUESTION.format(**fact) + ANSWER.format(**fact)
+    return {"context": context, "question": QUESTION.format(**fact), "answer": fact["x"], "passage": text}

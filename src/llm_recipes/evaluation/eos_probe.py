@@ -5,7 +5,9 @@ or seeds."""
 from transformers import TrainerCallback
 
 REPLY = "{}です。"
-CONDITIONS = ("eos", "no_eos", "no_fact")
+CONDITIONS = ("eos", "no_eos", "no_fact", "passage_eos", "passage_no_eos")
+# the (without [EOS], across [EOS]) pair of each probe: after a complete previous sample, after a bare passage
+PAIRS = {"sample": ("no_eos", "eos"), "passage": ("passage_no_eos", "passage_eos")}
 
 
 def _batches(items, size):
@@ -43,20 +45,28 @@ def continuation_scores(model, tokenizer, pairs, batch_size=32):
 
 
 def probe_prompts(record, eos_token):
-    """The three prompts of one probe item: the previous sample, then [EOS], then the next sample's question (as packed
-    SFT rows join samples: the tokenizer adds no BOS); the same text with a newline instead of [EOS] (one sample); the
-    question alone (the floor: the answer is a random name)."""
-    return {"eos": f"{record['context']}{eos_token}{record['question']}",
-            "no_eos": f"{record['context']}\n{record['question']}", "no_fact": record["question"]}
+    """The prompts of one probe item: the previous sample, then [EOS], then the next sample's question (as packed SFT
+    rows join samples: the tokenizer adds no BOS); the same text with a newline instead of [EOS] (one sample); the
+    question alone (the floor: the answer is a random name). With a `passage` (the previous sample's passage alone,
+    no question or answer after it) also passage + [EOS] + question and passage + newline + question: whether the
+    [EOS] token itself, rather than the end of a complete sample, is what the model stops at."""
+    prompts = {"eos": f"{record['context']}{eos_token}{record['question']}",
+               "no_eos": f"{record['context']}\n{record['question']}", "no_fact": record["question"]}
+    if record.get("passage"):
+        prompts.update(passage_eos=f"{record['passage']}{eos_token}{record['question']}",
+                       passage_no_eos=f"{record['passage']}\n{record['question']}")
+    return prompts
 
 
 def score_probe(model, tokenizer, records):
     """{condition: {"recall": [0/1 per item], "logprob": [log p(reply) per item]}}: the reply is the answer + です。,
-    recall = greedy decoding gives it exactly."""
-    pairs = [(probe_prompts(r, tokenizer.eos_token)[c], REPLY.format(r["answer"])) for c in CONDITIONS for r in records]
+    recall = greedy decoding gives it exactly. The passage conditions only when every record has a passage."""
+    prompts = [probe_prompts(r, tokenizer.eos_token) for r in records]
+    conditions = [c for c in CONDITIONS if all(c in p for p in prompts)]
+    pairs = [(p[c], REPLY.format(r["answer"])) for c in conditions for p, r in zip(prompts, records)]
     scores, n = continuation_scores(model, tokenizer, pairs), len(records)
     return {c: {"recall": [int(s["greedy"]) for s in scores[i * n:(i + 1) * n]],
-                "logprob": [s["logprob"] for s in scores[i * n:(i + 1) * n]]} for i, c in enumerate(CONDITIONS)}
+                "logprob": [s["logprob"] for s in scores[i * n:(i + 1) * n]]} for i, c in enumerate(conditions)}
 
 
 def in_context_recall(model, tokenizer, records):
@@ -100,20 +110,22 @@ def eval_recall(model, tokenizer, records):
             -sum(s["logprob"] for s in scores) / max(sum(s["tokens"] for s in scores), 1))
 
 
-def boundary_verdicts(per_step, reference=None, metric="recall"):
-    """Per checkpoint of one arm: the [EOS] gap (no_eos - eos, paired by position: probe items, or seeds when each
-    value is a seed's mean over the items) with its t interval and verdict; with `reference` (another arm's per_step,
-    same steps and units) also the gap minus the reference arm's gap.
+def boundary_verdicts(per_step, reference=None, metric="recall", pair=PAIRS["sample"]):
+    """Per checkpoint of one arm: the [EOS] gap (`pair` = (without, across) conditions, default no_eos - eos, paired
+    by position: probe items, or seeds when each value is a seed's mean over the items) with its t interval and
+    verdict; with `reference` (another arm's per_step, same steps and units) also the gap minus the reference arm's
+    gap.
     The onset is the first step from which the claim holds at every later checkpoint (None if never)."""
     from llm_recipes.reporting.stats import REPRODUCED, verdict
 
     rows = []
     for step, scores in per_step:
-        row = {"step": step, "gap": verdict(scores["no_eos"][metric], scores["eos"][metric])}
+        without, across = pair
+        row = {"step": step, "gap": verdict(scores[without][metric], scores[across][metric])}
         if reference is not None:
             ref = dict(reference)[step]
-            gap = [a - b for a, b in zip(scores["no_eos"][metric], scores["eos"][metric])]
-            ref_gap = [a - b for a, b in zip(ref["no_eos"][metric], ref["eos"][metric])]
+            gap = [a - b for a, b in zip(scores[without][metric], scores[across][metric])]
+            ref_gap = [a - b for a, b in zip(ref[without][metric], ref[across][metric])]
             row["vs_reference"] = verdict(gap, ref_gap)
         rows.append(row)
 
