@@ -56,7 +56,10 @@ def verdict_section(recipe, config_path, report):
     rows = [[arm, *(format_interval(*t_interval(values[m][arm])) if kind is None else references[m].get(arm, "-")
                     for m, kind in columns)] for arm in arms]
     headers = ["arm", *(m if kind is None else f"{m}: {references[m]['label']}" for m, kind in columns)]
-    head = (f"#### `{config_path}` (commit `{report.get('commit') or 'unknown'}`; {report.get('seeds', '?')} seeds "
+    where = os.path.normpath(config_path)
+    if not where.startswith(os.path.join("recipes", recipe) + os.sep):  # a recipe that reuses another's stage file
+        where = f"recipes/{recipe} ({where})"
+    head = (f"#### `{where}` (commit `{report.get('commit') or 'unknown'}`; {report.get('seeds', '?')} seeds "
             f"per arm; cells: mean [95 % t interval over seeds]; wall time of the comparison stage only)")
     return f"{head}\n\n{markdown_table(headers, rows)}\n"
 

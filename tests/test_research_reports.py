@@ -144,3 +144,16 @@ def test_research_tables_include_arm_comparisons_run_by_verdict_stages(tmp_path)
     text = research_tables.render_arms([stage])
     assert "| study | new beats plain | Someone 2024 | new vs plain | held_out_loss |" in text
     assert "**reproduced**" in text and "| new | 1.78 [" in text  # the arm's mean over seeds and its interval
+
+
+def test_a_recipe_reusing_another_recipes_verdict_file_is_named_by_its_own_folder():
+    from llm_recipes.scripts import research_tables
+
+    report = {"values": {"m": {"a": [1.0, 2.0], "b": [0.5, 0.7]}}, "commit": "abc", "seeds": 2}
+    own = research_tables.verdict_section("x", os.path.join("recipes", "x", "verdict.yaml"), report)
+    assert own.startswith("#### `recipes/x/verdict.yaml` (commit `abc`; 2 seeds")
+    reused = research_tables.verdict_section("y", os.path.join("recipes", "y", "..", "x", "verdict.yaml"), report)
+    assert reused.startswith("#### `recipes/y (recipes/x/verdict.yaml)`") and "| a | 1.5 [" in reused
+    # the shipped variant is found with its own run_dir
+    stages = {recipe: out for recipe, _, out in research_tables.verdict_stages(REPO)}
+    assert stages["packing-vs-padding-unanswerable"].endswith(os.path.join("packing-vs-padding-unanswerable", "verdict"))
