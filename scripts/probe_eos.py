@@ -126,8 +126,9 @@ def plot(per_arm, evals_by_arm, losses, output_dir):
         rows = next(iter(per_arm.values()))
         ax.plot([s for s, _ in rows], [mean(r["no_fact"][metric]) for _, r in rows], ":", color="gray",
                 label="question alone")
-        before = "a complete previous sample" if name == "sample" else "a bare passage"
-        ax.set(xlabel="SFT step", ylabel=label, title=f"{label} after {before} (95% t interval)")
+        before = "a complete previous sample" if name == "sample" else "the previous passage alone"
+        ax.set(xlabel="SFT step", ylabel=label)
+        ax.set_title(f"{metric} after {before}\n(mean, 95% t interval)", fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, "probe.png"), dpi=120)
