@@ -227,11 +227,14 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
 
 def recall_target(spec, tokenizer):
     unknown = set(spec) - {"dataset_name", "min_recall", "every_steps"}
-    if unknown or "dataset_name" not in spec or not 0 < spec.get("min_recall", 0) <= 1:
-        raise RecipeError(f"stop_at_recall: expected {{dataset_name, min_recall in (0, 1], every_steps}}; got {spec}")
+    every = spec.get("every_steps", 100)
+    if unknown or "dataset_name" not in spec or not 0 < spec.get("min_recall", 0) <= 1 or \
+            not isinstance(every, int) or every < 1:
+        raise RecipeError(f"stop_at_recall: expected {{dataset_name, min_recall in (0, 1], every_steps >= 1}}; "
+                          f"got {spec}")
     records = list(load_records(spec["dataset_name"], required_keys=["prompt", "completion"],
                                 key="stop_at_recall.dataset_name"))
-    return RecallTarget(tokenizer, records, spec["min_recall"], spec.get("every_steps", 100))
+    return RecallTarget(tokenizer, records, spec["min_recall"], every)
 
 
 def main(args: PretrainArguments, training_args: TrainingArguments):

@@ -175,6 +175,8 @@ def test_recall_target_stops_training_once_recall_is_reached(model_dir, tmp_path
     assert len(target.records) == 6 and target.every_steps == 20
     with pytest.raises(RecipeError, match="stop_at_recall: expected"):
         pretrain.recall_target({"dataset_name": "x.jsonl", "min_recall": 0}, tokenizer)
+    with pytest.raises(RecipeError, match="every_steps >= 1"):
+        pretrain.recall_target({"dataset_name": "x.jsonl", "min_recall": 0.9, "every_steps": 0}, tokenizer)
     # recall >= the target stops at that step and asks for a checkpoint there
     reached = RecallTarget(tokenizer, records, min_recall=0.0, every_steps=10)
     control = step(reached, 30)

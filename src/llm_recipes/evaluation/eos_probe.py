@@ -1,6 +1,6 @@
 """Scoring for the EOS-boundary probe: log-likelihood of a reply after a prefix (batched, like lm-eval's loglikelihood
-requests) with greedy exactness, the probe's three prompts per item, and per-arm boundary verdicts paired over items
-or seeds."""
+requests) with greedy exactness, the probe's prompts per item (three, or five with the previous passage), per-arm
+boundary verdicts paired over items or seeds, and a training callback that stops at a recall target."""
 
 from transformers import TrainerCallback
 
