@@ -13,17 +13,15 @@ resumes from the last one. `objective: ul2` (with `ul2: {denoisers}`) trains on 
 collator (llm_recipes.training.ul2); `token_selection` is Rho-1's selective loss.
 """
 
-import dataclasses
 import math
 import os
 import time
 from dataclasses import dataclass, field
 
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 
 from llm_recipes.config import RecipeError, parse, run
-from llm_recipes.data import load_records
-from llm_recipes.evaluation.eos_probe import RecallTarget
+from llm_recipes.evaluation.eos_probe import recall_target
 from llm_recipes.reporting.model_card import write_model_card
 from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report
 from llm_recipes.training.blocks import stage_blocks
@@ -35,24 +33,19 @@ from llm_recipes.training.common import (
     require_model_dir,
     run_identity,
 )
-from llm_recipes.training.modeling import (
-    ThroughputCallback,
-    build_config,
-    count_parameters,
-    fit_hidden_size,
-    flops_per_token,
-)
+from llm_recipes.training.modeling import ThroughputCallback, count_parameters, fit_hidden_size, flops_per_token
 from llm_recipes.training.plan import print_plan
-from llm_recipes.training.token_selection import TokenSelectionMixin, check_token_selection, selection_summary
-from llm_recipes.training.ul2 import (
-    CausalEvalMixin,
-    UL2Collator,
-    add_missing_tokens,
-    check_objective,
-    grow_embeddings,
-    required_tokens,
-    ul2_summary,
+from llm_recipes.training.pretraining import (
+    BlockTrainer,
+    SelectiveTrainer,
+    UL2Trainer,
+    VocabOnly,
+    build_model,
+    check_shape,
+    stage_training_args,
 )
+from llm_recipes.training.token_selection import check_token_selection, selection_summary
+from llm_recipes.training.ul2 import UL2Collator, add_missing_tokens, check_objective, required_tokens, ul2_summary
 
 
 @dataclass
@@ -105,90 +98,6 @@ class PretrainArguments:
 ARGUMENTS = (PretrainArguments, TrainingArguments)  # the dataclasses a recipe file for this stage fills
 
 
-SOURCE_KEYS = {"path", "weight", "split", "config", "text_key"}  # one dataset of a stage's mixture
-
-
-def check_shape(args):
-    kv = args.num_key_value_heads or args.num_attention_heads
-    if args.hidden_size % args.num_attention_heads:
-        raise RecipeError(f"hidden_size {args.hidden_size} is not divisible by num_attention_heads "
-                          f"{args.num_attention_heads}")
-    if args.num_attention_heads % kv:
-        raise RecipeError(f"num_attention_heads {args.num_attention_heads} is not divisible by num_key_value_heads {kv}")
-    if args.block_size > args.max_position_embeddings:
-        raise RecipeError(f"block_size {args.block_size} exceeds max_position_embeddings {args.max_position_embeddings}")
-    if not args.dataset_name and not args.data_stages:
-        raise RecipeError("dataset_name: set it (or data_stages)")
-    for i, stage in enumerate(args.data_stages or []):
-        unknown = set(stage) - {"dataset_name", "datasets", "max_steps", "max_tokens", "block_size"}
-        if unknown or ("dataset_name" in stage) == ("datasets" in stage) or {"max_steps", "max_tokens"} <= set(stage):
-            raise RecipeError(f"data_stages[{i}]: expected dataset_name or datasets (one of them), max_steps or "
-                              f"max_tokens (not both) and optionally block_size; got keys {sorted(stage)}")
-        for j, source in enumerate(stage.get("datasets") or []):
-            weight = source.get("weight", 1.0) if isinstance(source, dict) else None
-            if not isinstance(source, dict) or not source.get("path") or set(source) - SOURCE_KEYS \
-                    or not isinstance(weight, (int, float)) or weight <= 0:
-                raise RecipeError(f"data_stages[{i}].datasets[{j}]: expected {{path, weight > 0, and optionally split, "
-                                  f"config, text_key}}; got {source}")
-        if stage.get("block_size", args.block_size) > args.max_position_embeddings:
-            raise RecipeError(f"data_stages[{i}].block_size {stage['block_size']} exceeds max_position_embeddings "
-                              f"{args.max_position_embeddings}")
-
-
-def build_model(args, tokenizer):
-    from transformers import AutoModelForCausalLM
-
-    if args.model_name_or_path:
-        model = AutoModelForCausalLM.from_pretrained(
-            require_model_dir(args.model_name_or_path, allow_pickle=args.allow_pickle_weights))
-        if args.ul2_denoisers:
-            grow_embeddings(model, tokenizer)  # UL2 tokens the base tokenizer lacked
-        if model.get_input_embeddings().num_embeddings < len(tokenizer):
-            raise RecipeError(f"tokenizer_name_or_path has {len(tokenizer)} tokens but the model's embedding has "
-                              f"{model.get_input_embeddings().num_embeddings}")
-        return model
-    kwargs = {} if args.architecture == "mamba" else {"attn_implementation": args.attn_implementation}
-    return AutoModelForCausalLM.from_config(build_config(args, tokenizer), **kwargs)
-
-
-class _VocabOnly:
-    """Stands in for a tokenizer in a dry run: its size is all a model config needs."""
-
-    bos_token_id = eos_token_id = pad_token_id = None
-
-    def __init__(self, size):
-        self.size = size
-
-    def __len__(self):
-        return self.size
-
-
-class BlockTrainer(Trainer):
-    """Evaluation sees every held-out block, also when training drops a short last batch (dataloader_drop_last,
-    advised with torch_compile): Trainer would drop it from evaluation too, or every batch of a small split."""
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        drop, self.args.dataloader_drop_last = self.args.dataloader_drop_last, False
-        try:
-            return super().get_eval_dataloader(eval_dataset)
-        finally:
-            self.args.dataloader_drop_last = drop
-
-
-class SelectiveTrainer(TokenSelectionMixin, BlockTrainer):
-    """Rho-1 (`token_selection`): the loss uses the tokens with the highest excess loss over a reference model."""
-
-
-class UL2Trainer(CausalEvalMixin, BlockTrainer):
-    """UL2 (`objective: ul2`): training batches from the UL2 collator, held-out loss from the causal one."""
-
-
-def stage_training_args(training_args, output_dir, max_steps):
-    """A data stage's TrainingArguments: a copy with its own output_dir and steps (dataclasses.replace, not to_dict(),
-    which writes the literal "<HUB_TOKEN>" into hub_token)."""
-    return dataclasses.replace(training_args, output_dir=output_dir, max_steps=max_steps)
-
-
 def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     from transformers import default_data_collator
 
@@ -225,18 +134,6 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
     return trainer, result, checkpoint, throughput.last, len(train), callbacks[2:]
 
 
-def recall_target(spec, tokenizer):
-    unknown = set(spec) - {"dataset_name", "min_recall", "every_steps"}
-    every = spec.get("every_steps", 100)
-    if unknown or "dataset_name" not in spec or not 0 < spec.get("min_recall", 0) <= 1 or \
-            not isinstance(every, int) or every < 1:
-        raise RecipeError(f"stop_at_recall: expected {{dataset_name, min_recall in (0, 1], every_steps >= 1}}; "
-                          f"got {spec}")
-    records = list(load_records(spec["dataset_name"], required_keys=["prompt", "completion"],
-                                key="stop_at_recall.dataset_name"))
-    return RecallTarget(tokenizer, records, spec["min_recall"], every)
-
-
 def main(args: PretrainArguments, training_args: TrainingArguments):
     from transformers import AutoTokenizer, set_seed
 
@@ -245,7 +142,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     if args.dry_run and not os.path.isdir(args.tokenizer_name_or_path):
         if not args.vocab_size:
             raise RecipeError("vocab_size: needed for --dry_run when the tokenizer is not on disk")
-        tokenizer = _VocabOnly(args.vocab_size)
+        tokenizer = VocabOnly(args.vocab_size)
     else:
         tokenizer = AutoTokenizer.from_pretrained(
             require_model_dir(args.tokenizer_name_or_path, "tokenizer_name_or_path", "tokenizer_config.json"))
@@ -253,7 +150,7 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
         fit_hidden_size(args, tokenizer, args.target_non_embedding_parameters, multiple=args.num_attention_heads * 2)
     check_shape(args)
     check_token_selection(args.token_selection)
-    if args.ul2_denoisers and not isinstance(tokenizer, _VocabOnly):  # mode tokens, separator, sentinels
+    if args.ul2_denoisers and not isinstance(tokenizer, VocabOnly):  # mode tokens, separator, sentinels
         add_missing_tokens(tokenizer, required_tokens(args.ul2_denoisers, max(
             [args.block_size] + [s.get("block_size", args.block_size) for s in args.data_stages or []])))
     push = hub_push_target(training_args)  # no token: stop now, not after training

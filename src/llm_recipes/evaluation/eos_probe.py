@@ -4,6 +4,9 @@ boundary verdicts paired over items or seeds, and a training callback that stops
 
 from transformers import TrainerCallback
 
+from llm_recipes.data import load_records
+from llm_recipes.errors import RecipeError
+
 REPLY = "{}です。"
 CONDITIONS = ("eos", "no_eos", "no_fact", "passage_eos", "passage_no_eos")
 # the (without [EOS], across [EOS]) pair of each probe: after a complete previous sample, after a bare passage
@@ -99,6 +102,19 @@ class RecallTarget(TrainerCallback):
             self.reached = state.global_step
             control.should_training_stop = control.should_save = True
         return control
+
+
+def recall_target(spec, tokenizer):
+    """The RecallTarget of scripts/pretrain.py's `stop_at_recall: {dataset_name, min_recall, every_steps}`."""
+    unknown = set(spec) - {"dataset_name", "min_recall", "every_steps"}
+    every = spec.get("every_steps", 100)
+    if unknown or "dataset_name" not in spec or not 0 < spec.get("min_recall", 0) <= 1 or \
+            not isinstance(every, int) or every < 1:
+        raise RecipeError(f"stop_at_recall: expected {{dataset_name, min_recall in (0, 1], every_steps >= 1}}; "
+                          f"got {spec}")
+    records = list(load_records(spec["dataset_name"], required_keys=["prompt", "completion"],
+                                key="stop_at_recall.dataset_name"))
+    return RecallTarget(tokenizer, records, spec["min_recall"], every)
 
 
 def eval_recall(model, tokenizer, records):
