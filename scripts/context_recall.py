@@ -34,7 +34,7 @@ ARGUMENTS = (RecallArguments,)
 
 def main(args: RecallArguments):
     start = time.time()
-    require_model_dir(args.model_name_or_path)
+    args.model_name_or_path = require_model_dir(args.model_name_or_path)
     records = list(load_records(args.dataset_name, required_keys=["prompt", "completion"]))
     clear_report(args.output_dir)
     correct, logprob = in_context_recall(*load(args.model_name_or_path), records)

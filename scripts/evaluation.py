@@ -25,16 +25,20 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import RecipeError, parse, run, with_seeds
 from llm_recipes.evaluation import TASK_DIR
+from llm_recipes.evaluation.measures import TEXT_TASKS, bits_per_char, compute_dtype, generation_speed
 from llm_recipes.evaluation.report import (
     batch_calibrated_acc,
     category_table,
     contextually_calibrated_acc,
     cost_table,
     plot_score_vs_step,
+    prompt_of,
+    run_cost,
     spread,
     summarize_models,
+    write_run_files,
 )
 from llm_recipes.evaluation.tasks import category, expand_tasks, resolve_tasks
 from llm_recipes.reporting.report import clear_report, read_report, write_report
@@ -59,8 +63,20 @@ class EvaluateArguments:
                                                                        "as conversation turns"})
     prompt_templates: dict | None = field(default=None, metadata={"help": "task -> extra doc_to_text templates"})
     choice_permutations: int = field(default=0, metadata={"help": "shuffled-choice copies of multiple-choice data"})
-    contextual_calibration: bool = field(default=True, metadata={"help": "also score content-free ('N/A') copies "
-                                                                         "of multiple-choice data"})
+    contextual_calibration: bool = field(default=False, metadata={"help": "also score content-free ('N/A') copies "
+                                                                          "of multiple-choice data (doubles the work)"})
+    backend: str = field(default="hf-shared", metadata={"help": "hf-shared (one pass per shared context, "
+                                                                "llm_recipes.evaluation.shared_context) | hf (stock)"})
+    dtype: str = field(default="auto", metadata={"help": "auto (bfloat16 where the hardware has it) | float32 | ..."})
+    max_length: int | None = field(default=None, metadata={"help": "model context for lm-eval (default: the model's)"})
+    generation_speed: dict | None = field(default=None, metadata={
+        "help": "{dataset_name: JSONL of {text} prompts, max_new_tokens, reference_text}: characters generated per "
+                "second (measures.generation_speed)"})
+    seeds: list[int] | None = field(default=None, metadata={"help": "fill {seed} in model paths (one per seed)"})
+
+    def __post_init__(self):
+        self.model_name_or_path = with_seeds(self.model_name_or_path, self.seeds) if self.seeds else \
+            self.model_name_or_path
     seed: int = 1234
     batch_size: int = 16
     limit: int | None = None
@@ -84,9 +100,12 @@ def model_list(args):
             models += [(f"{name}@{step}", ckpt, step) for step, ckpt in ckpts]
         else:
             models.append((name, path, None))
+    names = [name for name, _, _ in models]
+    models = [(f"{os.path.basename(os.path.dirname(os.path.normpath(p)))}-{n}" if names.count(n) > 1 else n, p, s)
+              for n, p, s in models]  # sft/merged and dpo/merged: sft-merged, dpo-merged
     resolved = []
     for name, path, step in models:
-        require_model_dir(path, allow_pickle=args.allow_pickle_weights)
+        path = require_model_dir(path, allow_pickle=args.allow_pickle_weights)  # a .gguf becomes a directory
         tokenizer = path  # a checkpoint without its own tokenizer uses its run's
         if step is not None and not os.path.isfile(os.path.join(path, "tokenizer_config.json")):
             tokenizer = os.path.dirname(path)
@@ -97,7 +116,7 @@ def model_list(args):
 
 
 INSTRUCTION_TUNED = ("sft", "dpo", "kto")
-PRIMARY_METRICS = ("acc", "exact_match", "pass@1", "rouge2", "bleu")
+PRIMARY_METRICS = ("acc", "exact_match", "pass@1", "rouge2", "bleu", "bits_per_byte")
 
 
 def chat_settings(mode, path):
@@ -112,34 +131,13 @@ def chat_settings(mode, path):
     return {"false": [False], "true": [True], "both": [False, True]}[mode]
 
 
-def run_cost(out, tokenizer, wall_s):
-    """Examples and tokens the model processed (context + continuation per scored choice; prompt + generated text per
-    generation), per second of the lm-eval run."""
-    examples = tokens = 0
-    for samples in out["samples"].values():
-        examples += len(samples)
-        for sample in samples:
-            for argument, response in zip(sample["arguments"], sample["resps"]):
-                if isinstance(argument[1], str):  # (context, continuation)
-                    tokens += len(tokenizer(argument[0] + argument[1], add_special_tokens=False)["input_ids"])
-                else:  # (context, generation kwargs) -> generated text
-                    generated = response[0] if isinstance(response, (list, tuple)) else response
-                    tokens += len(tokenizer(argument[0] + str(generated), add_special_tokens=False)["input_ids"])
-    return {"examples": examples, "tokens": tokens, "wall_s": round(wall_s, 2),
-            "examples_per_s": examples / wall_s, "tokens_per_s": tokens / wall_s}
-
-
-def prompt_of(config):
-    keys = ("description", "doc_to_text", "doc_to_choice", "doc_to_target", "target_delimiter", "fewshot_delimiter",
-            "num_fewshot", "fewshot_split", "generation_kwargs", "output_type")
-    return {k: config.get(k) for k in keys if config.get(k) is not None}
-
-
 def main(args: EvaluateArguments):
     import lm_eval
     import torch
     from lm_eval.tasks import TaskManager
     from transformers import AutoTokenizer
+
+    import llm_recipes.evaluation.shared_context  # noqa: F401  (registers lm-eval model "hf-shared")
 
     start = time.time()
     task_data = json.loads(args.task_data) if isinstance(args.task_data, str) else (args.task_data or {})
@@ -153,6 +151,9 @@ def main(args: EvaluateArguments):
         args.choice_permutations, args.seed, args.num_fewshot, args.contextual_calibration)
     task_manager = TaskManager(include_path=os.path.join(args.output_dir, "tasks"), include_defaults=False)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = compute_dtype(device, args.dtype)
+    model_options = {"dtype": dtype, "device": device, "softmax_dtype": "float32",
+                     **({"max_length": args.max_length} if args.max_length else {})}
     all_variants = [v for task in tasks for v in variants[task]] + list(content_free.values())
     scores, costs = {}, {}
     for name, path, step, tokenizer, chat in runs:
@@ -164,24 +165,17 @@ def main(args: EvaluateArguments):
             raise RecipeError(f"apply_chat_template: {tokenizer} has no chat template")
         run_start = time.time()
         out = lm_eval.simple_evaluate(
-            model="hf", model_args={"pretrained": path, "tokenizer": tokenizer, "dtype": "float32", "device": device},
+            model=args.backend, model_args={"pretrained": path, "tokenizer": tokenizer, **model_options},
             tasks=all_variants, task_manager=task_manager, num_fewshot=None, batch_size=args.batch_size,
             limit=args.limit, random_seed=args.seed, numpy_random_seed=args.seed, torch_random_seed=args.seed,
             fewshot_random_seed=args.seed, log_samples=True, apply_chat_template=chat,
             fewshot_as_multiturn=bool(chat and args.fewshot_as_multiturn))
-        costs[label] = run_cost(out, tok, time.time() - run_start)
-        with open(os.path.join(args.output_dir, f"results_{label}.json"), "w", encoding="utf-8") as f:
-            json.dump({**{k: out[k] for k in ("results", "configs", "n-samples") if k in out},
-                       "provenance": provenance, "cost": costs[label]}, f, ensure_ascii=False, indent=2, default=str)
-        with open(os.path.join(args.output_dir, f"samples_{label}.jsonl"), "w", encoding="utf-8") as f:
-            for variant, samples in out["samples"].items():
-                for sample in samples:
-                    context = sample["arguments"][0][0] if sample.get("arguments") else None
-                    f.write(json.dumps({"task": variant, "doc_id": sample["doc_id"], "target": sample["target"],
-                                        "context": context,
-                                        "scores": [r[0] if isinstance(r, (list, tuple)) else r
-                                                   for r in sample["filtered_resps"]]},
-                                       ensure_ascii=False, default=str) + "\n")
+        costs[label] = {**run_cost(out, tok, time.time() - run_start), "backend": args.backend, "dtype": dtype}
+        if args.generation_speed and not chat:
+            speed = args.generation_speed
+            costs[label]["generation"] = generation_speed(path, speed["dataset_name"], speed.get("max_new_tokens", 64),
+                                                          dtype, device, reference_text=speed.get("reference_text"))
+        write_run_files(args.output_dir, label, out, provenance, costs[label])
         scores[label] = {"step": step, "chat_template": chat}
         chat_hash = hashlib.sha256(tok.chat_template.encode()).hexdigest() if chat else None
         for task in tasks:
@@ -196,6 +190,13 @@ def main(args: EvaluateArguments):
                      **spread({v: {f"{metric},none": r.get(metric_key)} for v, r in results.items()}, metric)}
             if "char_f1" in values:
                 score["char_f1"] = values["char_f1"]
+            if task in TEXT_TASKS:  # bits per byte -> bits per character (the score; lower is better)
+                data = task_data[task]
+                score.update(metric="bits_per_char", score=bits_per_char(values["bits_per_byte"], data.get(
+                    "validation") if isinstance(data, dict) else data, args.limit), higher_is_better=False)
+            for key in ("chars_per_second", "ja_text_chars_per_second"):
+                if key in costs[label].get("generation", {}):
+                    scores[label][f"generation_{key}"] = costs[label]["generation"][key]
             if config.get("output_type") == "multiple_choice":
                 score["batch_calibrated_acc"] = batch_calibrated_acc(out["samples"][task])
                 if task in content_free:
@@ -212,7 +213,8 @@ def main(args: EvaluateArguments):
                 "chat_template_sha256": chat_hash, "fewshot_as_multiturn": bool(chat and args.fewshot_as_multiturn),
                 "model": os.path.abspath(path)}
             scores[label][task] = score
-    best = {task: max(scores, key=lambda m: scores[m][task]["score"]) for task in tasks
+    best = {task: (max if scores[m0][task].get("higher_is_better", True) else min)(
+        scores, key=lambda m: scores[m][task]["score"]) for m0 in list(scores)[:1] for task in tasks
             if len({scores[m][task]["score"] for m in scores}) > 1}  # no "best" among equal scores
     table = summarize_models(scores, tasks) + "".join(
         f"\nbest on {task}: {model} ({scores[model][task]['score']:.4g})" for task, model in best.items())

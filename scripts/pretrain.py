@@ -24,7 +24,7 @@ from llm_recipes.config import RecipeError, parse, run
 from llm_recipes.evaluation.eos_probe import recall_target
 from llm_recipes.reporting.model_card import write_model_card
 from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report
-from llm_recipes.training.blocks import stage_blocks
+from llm_recipes.training.blocks import characters_per_token, stage_blocks
 from llm_recipes.training.common import (
     NaNGuard,
     hub_push_target,
@@ -33,7 +33,14 @@ from llm_recipes.training.common import (
     require_model_dir,
     run_identity,
 )
-from llm_recipes.training.modeling import ThroughputCallback, count_parameters, fit_hidden_size, flops_per_token
+from llm_recipes.training.modeling import (
+    ThroughputCallback,
+    count_parameters,
+    device_peak_tflops,
+    fit_hidden_size,
+    flops_per_token,
+    head_flops_per_token,
+)
 from llm_recipes.training.plan import print_plan
 from llm_recipes.training.pretraining import (
     BlockTrainer,
@@ -79,7 +86,11 @@ class PretrainArguments:
     target_non_embedding_parameters: int | None = field(
         default=None, metadata={"help": "choose hidden_size for this budget at the given depth (depth x width)"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2 | ..."})
-    peak_tflops: float = field(default=989.0, metadata={"help": "per-device peak for MFU (H100 bf16 dense: 989)"})
+    peak_tflops: float | None = field(default=None, metadata={
+        "help": "per-device peak for MFU (default: a GPU's datasheet bf16 peak, or this CPU's measured matmul peak)"})
+    match_characters: str | None = field(default=None, metadata={
+        "help": "a finished pretrain output_dir: train until as many characters as it saw (equal-text arms with "
+                "different tokenizers); overrides max_steps"})
     dry_run: bool = field(default=False, metadata={"help": "build on the meta device, print shapes; train nothing"})
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
     token_selection: dict | None = field(default=None, metadata={
@@ -98,7 +109,7 @@ class PretrainArguments:
 ARGUMENTS = (PretrainArguments, TrainingArguments)  # the dataclasses a recipe file for this stage fills
 
 
-def train_stage(args, training_args, tokenizer, model, stage, output_dir):
+def train_stage(args, training_args, tokenizer, model, stage, output_dir, peak):
     from transformers import default_data_collator
 
     block_size = stage.get("block_size", args.block_size)
@@ -107,13 +118,18 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
                        * training_args.world_size * block_size)
     max_steps = math.ceil(stage["max_tokens"] / tokens_per_step) if "max_tokens" in stage else \
         stage.get("max_steps", training_args.max_steps)
+    chars_per_token = characters_per_token(args, stage, tokenizer)
+    if args.match_characters:  # as many characters as another run saw (a different tokenizer: other token counts)
+        max_steps = math.ceil(matched_characters(args.match_characters) / (chars_per_token * tokens_per_step))
+        print(f"match_characters: {max_steps} steps of {tokens_per_step} tokens at {chars_per_token:.3f} "
+              f"characters per token")
     stage_args = stage_training_args(training_args, output_dir, max_steps)
     counts = count_parameters(model)
     layers = getattr(model.config, "num_hidden_layers", 1)
     hidden = getattr(model.config, "hidden_size", 0)
     throughput = ThroughputCallback(tokens_per_step, flops_per_token(counts["active_non_embedding_parameters"], layers,
-                                                                     hidden, block_size), args.peak_tflops,
-                                    training_args.world_size)
+                                                                     hidden, block_size), peak,
+                                    training_args.world_size, head_flops_per_token(model))
     guard = NaNGuard()
     callbacks = [guard, throughput] + ([recall_target(args.stop_at_recall, tokenizer)] if args.stop_at_recall else [])
     checkpoint = last_checkpoint(output_dir)
@@ -131,7 +147,17 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir):
         processing_class=tokenizer, callbacks=callbacks, **selection)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
-    return trainer, result, checkpoint, throughput.last, len(train), callbacks[2:]
+    return trainer, result, checkpoint, {**throughput.last, "characters_per_token": chars_per_token}, len(train), \
+        callbacks[2:]
+
+
+def matched_characters(folder):
+    from llm_recipes.reporting.report import read_report
+
+    seen = (read_report(folder) or {}).get("characters_seen")
+    if not isinstance(seen, (int, float)):
+        raise RecipeError(f"match_characters: {folder} has no finished pretraining report with characters_seen")
+    return seen
 
 
 def main(args: PretrainArguments, training_args: TrainingArguments):
@@ -168,25 +194,33 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     same_as_before = ("objective",) if args.objective == "causal" else ()  # runs from before the key still resume
     check_output_dir(training_args.output_dir, run_identity(args, training_args, ignore=same_as_before))
     clear_report(training_args.output_dir)
-    history, steps, tokens, resumed = [], 0, 0, None
+    if args.match_characters and len(stages) > 1:
+        raise RecipeError("match_characters: needs a single data stage")
+    peak, peak_source = device_peak_tflops(args.peak_tflops, training_args.bf16)
+    history, steps, tokens, characters, resumed = [], 0, 0, 0.0, None
     for i, stage in enumerate(stages):
         out = training_args.output_dir if len(stages) == 1 else os.path.join(training_args.output_dir, f"stage_{i}")
         trainer, result, checkpoint, throughput, n_blocks, targets = train_stage(args, training_args, tokenizer,
-                                                                                 model, stage, out)
+                                                                                 model, stage, out, peak)
         model, resumed = trainer.model, resumed or checkpoint
         history += trainer.state.log_history
         steps += result.global_step
         tokens += throughput.get("tokens_seen", 0)
+        characters += throughput.get("tokens_seen", 0) * throughput["characters_per_token"]
     eval_loss = trainer.evaluate()["eval_loss"]
     trainer.save_model(training_args.output_dir)
     if trainer.is_world_process_zero():
-        metrics = {**counts, "architecture": args.architecture, "num_hidden_layers": args.num_hidden_layers,
-                   "hidden_size": args.hidden_size, "train_blocks": n_blocks, "block_size": args.block_size,
-                   "steps": steps, "tokens_seen": tokens, "resumed_from": resumed,
+        config = trainer.model.config  # the trained model's real shape (a loaded model's, not the defaults)
+        metrics = {**counts, "architecture": config.model_type, "num_hidden_layers": config.num_hidden_layers,
+                   "hidden_size": config.hidden_size, "vocab_size": config.vocab_size, "train_blocks": n_blocks,
+                   "block_size": args.block_size, "steps": steps, "tokens_seen": tokens,
+                   "characters_seen": round(characters), "resumed_from": resumed,
                    "world_size": training_args.world_size, "train_loss": result.training_loss,
                    **loss_summary(history), "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50)),
                    **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
-                                                       "flops_per_token", "mfu", "mfu_steady")},
+                                                       "flops_per_token", "head_flops_per_token", "mfu",
+                                                       "mfu_steady", "characters_per_token")},
+                   "peak_tflops": peak, "peak_source": peak_source, "bf16": training_args.bf16,
                    **selection_summary(args, training_args.output_dir),
                    **ul2_summary(args.ul2_denoisers, trainer.data_collator),
                    **({"recall_target_reached_at": targets[0].reached, "recall_history": targets[0].history}

@@ -58,8 +58,7 @@ def run_name(path):
 
 
 def probe_model(path, probe, evals):
-    require_model_dir(path)
-    model, tokenizer = load(path)
+    model, tokenizer = load(require_model_dir(path))
     scores = score_probe(model, tokenizer, probe)
     if evals:
         scores["eval_recall"], scores["eval_loss"] = eval_recall(model, tokenizer, evals)

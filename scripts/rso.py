@@ -77,7 +77,7 @@ def main(args: RSOArguments):
              args.rejection_sampling else f"off: the first {args.num_samples} distinct samples"],
             ["writes", f"{args.output_dir}/pairs.jsonl"]]))
         return None
-    require_model_dir(args.model_name_or_path, "model_name_or_path")
+    args.model_name_or_path = require_model_dir(args.model_name_or_path, "model_name_or_path")
     set_seed(args.seed)
     rng = random.Random(args.seed)
     prompts, _, sources = load_sources(args.dataset_name, args.dataset_split, args.dataset_mixture,

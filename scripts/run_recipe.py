@@ -36,13 +36,28 @@ def move_run_dir(value, old, new):
     return value
 
 
+def expand_seeds(stages):
+    """A stage with `seeds: [1, 2, 3]` runs once per seed, as <name>-s<seed> with its `seed` key set and {seed} filled
+    in its file and `set:` values; `--stages <name>` and `--set <name>.KEY=V` reach every seed's stage."""
+    out = []
+    for stage in stages:
+        for seed in stage.get("seeds") or [None]:
+            one = {k: v for k, v in stage.items() if k != "seeds"}
+            if seed is not None:
+                one.update(name=f"{stage['name']}-s{seed}", seed=seed, set={**stage.get("set", {}), "seed": seed})
+            out.append({**one, "group": stage["name"]})
+    return out
+
+
 def resolve(recipe_dir, stage, context, default_run_dir, overrides):
     """A stage's configuration as it will run, saved under run_dir/configs/."""
     path = os.path.join(recipe_dir, stage["config"])
     config = {**load_yaml(path), **stage.get("set", {})}  # keys the recipe sets for this stage only
-    config = fill_placeholders(config, context, path)
+    seeded = {**context, "seed": str(stage["seed"])} if stage.get("seed") is not None else context
+    config = fill_placeholders(config, seeded, path)
     config = move_run_dir(config, default_run_dir, context["run_dir"])
-    for key, value in overrides.get(stage["name"], {}).items():
+    group = stage.get("group", stage["name"])
+    for key, value in {**overrides.get(group, {}), **overrides.get(stage["name"], {})}.items():
         config[key] = yaml.safe_load(value)
     saved = os.path.join(context["run_dir"], "configs", f"{stage['name']}.yaml")
     os.makedirs(os.path.dirname(saved), exist_ok=True)
@@ -76,7 +91,8 @@ def main(argv=None):
     recipe = load_yaml(recipe_file)
     if not isinstance(recipe, dict) or not recipe.get("stages") or not recipe.get("run_dir"):
         raise RecipeError(f"{recipe_file}: needs run_dir and a list of stages")
-    names = [s["name"] for s in recipe["stages"]]
+    recipe["stages"] = expand_seeds(recipe["stages"])
+    names = list(dict.fromkeys(n for s in recipe["stages"] for n in (s["group"], s["name"])))
     overrides = parse_overrides(args.set, names)
     selected = args.stages.split(",") if args.stages else names
     unknown = [s for s in selected if s not in names]
@@ -87,7 +103,7 @@ def main(argv=None):
     run_dir = context["run_dir"]
     rows, start = [], time.time()
     for stage in recipe["stages"]:
-        if stage["name"] not in selected:
+        if stage["name"] not in selected and stage["group"] not in selected:
             continue
         config_path, config = resolve(args.recipe_dir, stage, context, default_run_dir, overrides)
         where = f"stage '{stage['name']}'"

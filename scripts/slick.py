@@ -73,7 +73,7 @@ def model_fn(path, args):
     from llm_recipes.generation import load
     from llm_recipes.training.common import require_model_dir
 
-    require_model_dir(path)
+    path = require_model_dir(path)
     set_seed(args.seed)
     return slick.hf_generate_fn(*load(path), args.max_new_tokens, args.batch_size)
 

@@ -31,7 +31,7 @@ def test_recipe_stages_parse(recipe, tmp_path):
     folder = os.path.dirname(recipe)
     run_dir = str(tmp_path / "run")
     context = recipe_context(folder, run_dir)
-    for stage in spec["stages"]:
+    for stage in run_recipe.expand_seeds(spec["stages"]):  # a stage with `seeds:` resolves once per seed
         module = stage_module(stage["script"])
         path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], {})
         parsed = parse(module.ARGUMENTS, ["--config", path])

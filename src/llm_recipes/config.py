@@ -39,13 +39,17 @@ def load_yaml(path):
         raise RecipeError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
 
 
-PLACEHOLDER = re.compile(r"\{(recipe_dir|recipe_name|run_dir)\}")
+PLACEHOLDER = re.compile(r"\{(recipe_dir|recipe_name|run_dir|seed)\}")
 
 
 def fill_placeholders(value, context, where):
-    """Replace {recipe_dir} / {recipe_name} / {run_dir} in every string of a recipe (lists and dicts included)."""
+    """Replace {recipe_dir} / {recipe_name} / {run_dir} in every string of a recipe (lists and dicts included), and
+    {seed} in a stage that runs once per seed (`seeds:` in recipe.yaml); elsewhere {seed} stays for the stage to
+    expand over its `seeds` (with_seeds)."""
     if isinstance(value, str):
         def sub(match):
+            if match.group(1) == "seed" and "seed" not in context:
+                return match.group(0)
             if match.group(1) not in context:
                 raise RecipeError(f"{where}: '{{{match.group(1)}}}' needs a recipe folder (a YAML file next to a "
                                   f"recipe.yaml with run_dir); give a path instead")
@@ -56,6 +60,20 @@ def fill_placeholders(value, context, where):
         return [fill_placeholders(v, context, where) for v in value]
     if isinstance(value, Mapping):
         return {k: fill_placeholders(v, context, where) for k, v in value.items()}
+    return value
+
+
+def with_seeds(value, seeds):
+    """Every string holding {seed} becomes one string per seed (in a list, in place); a lone string becomes the list.
+    How a verdict or evaluation stage names the runs of a stage that recipe.yaml runs once per seed."""
+    def one(text):
+        return [text.replace("{seed}", str(seed)) for seed in seeds] if "{seed}" in text else [text]
+    if isinstance(value, str):
+        return one(value) if "{seed}" in value else value
+    if isinstance(value, list):
+        return [x for v in value for x in (one(v) if isinstance(v, str) else [with_seeds(v, seeds)])]
+    if isinstance(value, Mapping):
+        return {k: with_seeds(v, seeds) for k, v in value.items()}
     return value
 
 

@@ -1,5 +1,7 @@
 """Evaluation reports: spread across prompt variants, batch calibration, the leaderboard and score-vs-step plots."""
 
+import json
+import os
 import statistics
 
 from llm_recipes.reporting.report import markdown_table
@@ -107,3 +109,45 @@ def plot_score_vs_step(path, scores, tasks):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def write_run_files(output_dir, label, out, provenance, cost):
+    """results_<label>.json (lm-eval's results, configs and counts, with provenance and cost) and
+    samples_<label>.jsonl (one line per scored example: task, doc id, target, context, per-choice scores)."""
+    with open(os.path.join(output_dir, f"results_{label}.json"), "w", encoding="utf-8") as f:
+        json.dump({**{k: out[k] for k in ("results", "configs", "n-samples") if k in out},
+                   "provenance": provenance, "cost": cost}, f, ensure_ascii=False, indent=2, default=str)
+    with open(os.path.join(output_dir, f"samples_{label}.jsonl"), "w", encoding="utf-8") as f:
+        for variant, samples in out["samples"].items():
+            for sample in samples:
+                context = sample["arguments"][0][0] if sample.get("arguments") else None
+                f.write(json.dumps({"task": variant, "doc_id": sample["doc_id"], "target": sample["target"],
+                                    "context": context,
+                                    "scores": [r[0] if isinstance(r, (list, tuple)) else r
+                                               for r in sample["filtered_resps"]]},
+                                   ensure_ascii=False, default=str) + "\n")
+
+
+def run_cost(out, tokenizer, wall_s):
+    """Examples and tokens the model processed (context + continuation per scored choice; prompt + generated text per
+    generation), per second of the lm-eval run."""
+    examples = tokens = 0
+    for samples in out["samples"].values():
+        examples += len(samples)
+        for sample in samples:
+            for argument, response in zip(sample["arguments"], sample["resps"]):
+                if len(argument) == 1:  # (text,): a rolling log-likelihood over the whole text
+                    tokens += len(tokenizer(argument[0], add_special_tokens=False)["input_ids"])
+                elif isinstance(argument[1], str):  # (context, continuation)
+                    tokens += len(tokenizer(argument[0] + argument[1], add_special_tokens=False)["input_ids"])
+                else:  # (context, generation kwargs) -> generated text
+                    generated = response[0] if isinstance(response, (list, tuple)) else response
+                    tokens += len(tokenizer(argument[0] + str(generated), add_special_tokens=False)["input_ids"])
+    return {"examples": examples, "tokens": tokens, "wall_s": round(wall_s, 2),
+            "examples_per_s": examples / wall_s, "tokens_per_s": tokens / wall_s}
+
+
+def prompt_of(config):
+    keys = ("description", "doc_to_text", "doc_to_choice", "doc_to_target", "target_delimiter", "fewshot_delimiter",
+            "num_fewshot", "fewshot_split", "generation_kwargs", "output_type")
+    return {k: config.get(k) for k in keys if config.get(k) is not None}

@@ -388,13 +388,14 @@ def resolve_tasks(task_dir, tasks, task_data, out_dir, prompt_templates=None, ch
         provenance[task] = {"files": {name: [{"path": os.path.abspath(path), "sha256": sha256(path)}]
                                       for name, path in files.items()}}
         chance[task] = chance_level(task, files[split])
-        if num_fewshot:
+        shots = 0 if config.get("output_type") == "loglikelihood_rolling" else num_fewshot  # text: no few-shot
+        if shots:
             if "train" not in files:
-                raise RecipeError(f"task_data.{task}: num_fewshot {num_fewshot} needs a 'train' file, so few-shot "
+                raise RecipeError(f"task_data.{task}: num_fewshot {shots} needs a 'train' file, so few-shot "
                                   "examples never come from the evaluated ones")
             config["fewshot_split"] = "train"
-        if num_fewshot is not None:
-            config["num_fewshot"] = num_fewshot
+        if shots is not None:
+            config["num_fewshot"] = shots
         data_sets = [("", files)]
         for i in range(choice_permutations):
             if _kind(task) != "jcommonsenseqa":

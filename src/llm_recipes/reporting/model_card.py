@@ -22,7 +22,7 @@ def resolved_options(*configs):
 
 
 def write_model_card(output_dir, stage, metrics, configs=(), base_model=None, datasets=(), license="apache-2.0",
-                     language=("ja", "en")):
+                     language=("ja", "en"), description=None):
     """Write output_dir/README.md. The recipe is the one run_recipe / sweep launched (LLM_RECIPE), else the script."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -40,7 +40,7 @@ def write_model_card(output_dir, stage, metrics, configs=(), base_model=None, da
 
 # {os.path.basename(os.path.abspath(output_dir))}
 
-Trained by the `{stage}` stage of the LLM recipes repository.
+{description or f"Trained by the `{stage}` stage of the LLM recipes repository."}
 
 - **Recipe:** {recipe}
 - **Base model:** {base_model or "none (trained from scratch)"}

@@ -60,24 +60,26 @@ def bootstrap_interval(values, statistic=np.mean, confidence=0.95, n_resamples=2
     return (estimate, low, high)
 
 
-def verdict(better, worse, confidence=0.95, higher_is_better=True):
+def verdict(better, worse, confidence=0.95, higher_is_better=True, margin=0.0):
     """The claim "`better` beats `worse`" from per-seed values paired by position (seed i of each arm).
     Returns {verdict, mean_difference, low, high, seeds} where difference = better - worse (sign flipped when lower
-    is better, e.g. a loss), so a positive difference always supports the claim."""
+    is better, e.g. a loss), so a positive difference always supports the claim. With `margin` > 0 the claim is
+    non-inferiority, "`better` is at most `margin` worse than `worse`": reproduced when the interval lies above
+    -margin, contradicted when it lies below."""
     pairs = [(b, w) for b, w in zip(better, worse) if b is not None and w is not None]
     sign = 1.0 if higher_is_better else -1.0
     diffs = [sign * (b - w) for b, w in pairs]
     mean, low, high = t_interval(diffs, confidence)
     if len(diffs) < 2:
         result = INCONCLUSIVE
-    elif low > 0:
+    elif low > -margin:
         result = REPRODUCED
-    elif high < 0:
+    elif high < -margin:
         result = CONTRADICTED
     else:
         result = INCONCLUSIVE
     return {"verdict": result, "mean_difference": mean, "low": low, "high": high, "seeds": len(diffs),
-            "confidence": confidence}
+            "confidence": confidence, **({"margin": margin} if margin else {})}
 
 
 def format_interval(mean, low, high, digits=3):

@@ -22,6 +22,18 @@ def summarize_stage(r):
                 f"{_f(r.get('loss_last'))}; eval loss {_f(r['eval_loss'])}" + (
                     f"; loss on {r['selected_token_fraction']:.0%} of tokens (Rho-1)"
                     if r.get("selected_token_fraction") is not None else ""))
+    if stage == "import":
+        return (f"{r['parameters'] / 1e6:.1f}M params ({r['num_hidden_layers']} layers x {r['hidden_size']}), "
+                f"{r['format']}; max |logit difference| {r['max_logit_difference']:.2g}; EOS {r['eos_token']}")
+    if stage == "expand_vocab":
+        return (f"vocab {r['old_vocab_size']} → {r['new_vocab_size']} (+{r['new_tokens']}, {r['merges_added']} merges); "
+                f"ja chars/token {r['ja_chars_per_token_before']:.3f} → {r['ja_chars_per_token_after']:.3f}"
+                + (f"; English ids unchanged {r['en_ids_unchanged']}, loss change {r['en_loss_change']:+.2%}"
+                   if "en_loss_change" in r else ""))
+    if stage == "audit":
+        return "; ".join(f"{label}: {t['whole_cjk_ideographs']} whole kanji, {t['ja_chars_per_token']:.3f} ja chars/token, "
+                         f"{t['ja_japanese_chars_byte_fallback']:.0%} of Japanese characters in bytes"
+                         for label, t in r["tokenizers"].items())
     if stage == "quality_classifier":
         return (f"held-out at P({r['label']}) >= {r['threshold']}: precision {_f(r['precision'])}, recall "
                 f"{_f(r['recall'])}, ROC AUC {_f(r['roc_auc'])}")
@@ -32,7 +44,8 @@ def summarize_stage(r):
         return (f"{r['tasks_generated']} tasks generated in {len(r['rounds'])} rounds, {r['tasks_kept']} kept, "
                 f"{r['sft_records']} SFT records")
     if stage == "verdict":
-        return "; ".join(f"{v['better']} vs {v['worse']} on {v['metric']}: {v['verdict']} (difference "
+        return "; ".join(f"{v['better']} vs {v['worse']} on {v['metric']}"
+                         + (f" (margin {_f(v['margin'])})" if v.get("margin") else "") + f": {v['verdict']} (difference "
                          f"{_f(v['mean_difference'])} [{_f(v['low'])}, {_f(v['high'])}])" for v in r["verdicts"])
     if stage == "reward":
         return (f"{r['steps']} steps on {r['pairs']} pairs; loss {_f(r.get('loss_first'))} → {_f(r.get('loss_last'))}"
@@ -65,7 +78,7 @@ def summarize_stage(r):
                 if s.get("chance") is not None:
                     verdict = f" vs chance {s['chance']:.0%} ({'above' if s['above_chance'] else 'NOT above'} chance, " \
                               f"p={s['p_value']:.2g})"
-                value = f"{s['score']:.2f}" if s["metric"] in ("bleu", "chrf") else f"{s['score']:.1%}"  # 0-100
+                value = f"{s['score']:.3g}" if s["metric"] in ("bleu", "chrf", "bits_per_char") else f"{s['score']:.1%}"
                 parts.append(f"{model} {task}: {s['metric']} {value} of {s['n']}{verdict}")
         parts += [f"best on {task}: {model}" for task, model in (r.get("best") or {}).items()]
         return "; ".join(parts)

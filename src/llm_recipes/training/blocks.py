@@ -3,7 +3,7 @@ mixture of sources split into train / held-out blocks per source."""
 
 import os
 
-from llm_recipes.data import load_records
+from llm_recipes.data import iter_texts, load_records
 from llm_recipes.errors import RecipeError
 
 
@@ -63,3 +63,17 @@ def stage_blocks(args, stage, tokenizer, block_size, training_args):
     print("stage mixture: " + ", ".join(f"{s['path']} (weight {w}, {len(t)} train blocks)"
                                         for s, w, t in zip(sources, weights, train)) + f" -> {len(mixed)} blocks")
     return mixed, concatenate_datasets(held_out)
+
+
+def characters_per_token(args, stage, tokenizer, sample=2000):
+    """Characters per training token of a stage's data stream (EOS counted as a token): per source from its first
+    `sample` documents, mixed by weight as the interleaved blocks are. Turns tokens seen into characters seen, the
+    unit in which runs with different tokenizers read the same amount of text."""
+    sources = stage.get("datasets") or [{"path": stage["dataset_name"]}]
+    mixed = 0.0
+    for source in sources:
+        texts = list(iter_texts(source["path"], source.get("text_key", args.text_key), sample,
+                                source.get("config", args.dataset_config)))
+        tokens = sum(len(ids) + 1 for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+        mixed += source.get("weight", 1.0) * sum(map(len, texts)) / max(tokens, 1)
+    return mixed / sum(source.get("weight", 1.0) for source in sources)

@@ -137,7 +137,12 @@ def all_checkpoints(output_dir, hint="set save_steps in the recipe"):
 def require_model_dir(path, key="model_name_or_path", needs="config.json", allow_pickle=False, revision=None):
     """A local model (or tokenizer) directory must hold `needs`, and weights as safetensors unless `allow_pickle`.
     A name of the hub's "org/name" form is a hub id: offline (HF_HUB_OFFLINE=1, the default here) it must already be
-    in the local cache, else one line names it and the setting (air-gapped clusters fail before any work)."""
+    in the local cache, else one line names it and the setting (air-gapped clusters fail before any work). A `.gguf`
+    file or a `package:` path becomes a converted safetensors directory (llm_recipes.training.importing): use the
+    returned path."""
+    from llm_recipes.training.importing import resolve_model_path
+
+    path = resolve_model_path(path, key)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, needs)):
             raise RecipeError(f"{key}: {path} has no {needs} (not a Hugging Face directory)")

@@ -86,6 +86,56 @@ def fit_hidden_size(args, tokenizer, target, multiple=8):
     return best[1]
 
 
+# bf16 dense tensor-core peaks from the vendors' datasheets (TFLOP/s per device), matched against the device name
+DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "A100": 312.0, "L40S": 362.0, "L40": 181.0,
+                         "A6000": 155.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0, "MI300X": 1307.0}
+
+
+def measured_matmul_tflops(dtype="bfloat16", n=2048, repeats=8):
+    """This machine's matrix-multiply throughput (TFLOP/s) for an n x n product in `dtype`, best of `repeats`."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, dtype=getattr(torch, dtype), device=device)
+    b = torch.randn(n, n, dtype=getattr(torch, dtype), device=device)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e12
+
+
+def device_peak_tflops(requested=None, bf16=False):
+    """(peak TFLOP/s per device, where it comes from) for MFU: the recipe's value; a GPU's datasheet bf16 peak;
+    on a CPU the measured matmul peak in the dtype training multiplies in (bf16 under autocast, else float32)."""
+    import torch
+
+    if requested:
+        return requested, "recipe (peak_tflops)"
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+        for key, value in DATASHEET_BF16_TFLOPS.items():
+            if key in name:
+                return value, f"{key} datasheet bf16 dense"
+        return measured_matmul_tflops("bfloat16"), f"measured bf16 matmul on {name}"
+    dtype = "bfloat16" if bf16 else "float32"
+    return measured_matmul_tflops(dtype), f"measured {dtype} matmul on this CPU"
+
+
+def head_flops_per_token(model):
+    """Training FLOPs per token of a tied LM head (6 d V): its weight is the embedding, which the non-embedding count
+    leaves out, but the output projection is a real matrix multiply (an untied head is already counted)."""
+    head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    if head is None or embedding is None or head.weight.data_ptr() != embedding.weight.data_ptr():
+        return 0
+    return 6 * head.weight.shape[0] * head.weight.shape[1]
+
+
 def flops_per_token(non_embedding_parameters, layers, hidden, seq_len):
     """Training FLOPs per token: 6 N (matmuls, forward + backward) + 12 L d T (attention scores and values); for an
     MoE, N is the active non-embedding parameter count."""
@@ -93,11 +143,12 @@ def flops_per_token(non_embedding_parameters, layers, hidden, seq_len):
 
 
 class ThroughputCallback(TrainerCallback):
-    """Logs tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops` (per device). tokens/s counts from the
+    """Logs tokens seen, tokens/s, FLOPs per token and MFU against `peak_tflops` (per device, device_peak_tflops). tokens/s counts from the
     start of training; `tokens_per_second_steady` from the first log on, leaving out warm-up and torch.compile."""
 
-    def __init__(self, tokens_per_step, flops_per_token_, peak_tflops, world_size=1):
+    def __init__(self, tokens_per_step, flops_per_token_, peak_tflops, world_size=1, head_flops=0):
         self.tokens_per_step, self.fpt, self.peak, self.world = tokens_per_step, flops_per_token_, peak_tflops, world_size
+        self.head = head_flops  # a tied LM head's matmul (head_flops_per_token): in MFU, logged apart
         self.start, self.start_step, self.first_log, self.last = None, 0, None, {}
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -109,11 +160,12 @@ class ThroughputCallback(TrainerCallback):
         now = time.time()
         tps = (state.global_step - self.start_step) * self.tokens_per_step / max(now - self.start, 1e-9)
         self.last = {"tokens_seen": state.global_step * self.tokens_per_step, "tokens_per_second": round(tps, 1),
-                     "flops_per_token": self.fpt, "mfu": tps * self.fpt / (self.peak * 1e12 * self.world)}
+                     "flops_per_token": self.fpt, "head_flops_per_token": self.head,
+                     "mfu": tps * (self.fpt + self.head) / (self.peak * 1e12 * self.world)}
         if self.first_log is None:
             self.first_log = (now, state.global_step)
         elif state.global_step > self.first_log[1]:
             steady = (state.global_step - self.first_log[1]) * self.tokens_per_step / max(now - self.first_log[0], 1e-9)
             self.last.update(tokens_per_second_steady=round(steady, 1),
-                             mfu_steady=steady * self.fpt / (self.peak * 1e12 * self.world))
+                             mfu_steady=steady * (self.fpt + self.head) / (self.peak * 1e12 * self.world))
         logs.update(self.last)
