@@ -147,8 +147,8 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir, peak):
         processing_class=tokenizer, callbacks=callbacks, **selection)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     guard.check(output_dir)
-    return trainer, result, checkpoint, {**throughput.last, "characters_per_token": chars_per_token}, len(train), \
-        callbacks[2:]
+    seen = {"tokens_seen": result.global_step * tokens_per_step, "characters_per_token": chars_per_token}  # every
+    return trainer, result, checkpoint, {**throughput.last, **seen}, len(train), callbacks[2:]  # step, not the last log
 
 
 def matched_characters(folder):
