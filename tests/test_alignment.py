@@ -151,6 +151,7 @@ def test_lora_dpo_changes_the_adapter_and_leaves_the_base_untouched(model_dir, t
     assert any(not torch.equal(merged[k], before[k]) for k in before)
 
 
+@pytest.mark.slow  # ~20 s: in `make test-slow` (CI), keeping `make test` inside 10 minutes
 def test_data_efficiency_sweep_writes_one_row_per_point(model_dir, tmp_path):
     result = run_script("scripts/sweep.py", "recipes/dpo-data-efficiency/sweep.yaml", "--output_dir", str(tmp_path),
                         "--only", "mixed_20,mixed_100,kto_mixed_100", "--launcher", "python", "--seeds", "0",
@@ -178,3 +179,30 @@ def test_real_scale_recipes_dry_run_offline(module, config, capsys):
     module.main(*parse(module.ARGUMENTS, ["--config", os.path.join(REPO, config), "--dry_run", "true"]))
     out = capsys.readouterr().out
     assert "| training | LoRA" in out and "| precision | bf16 |" in out
+
+
+def test_a_merged_lora_with_trained_embeddings_keeps_a_tied_head_tied(tmp_path):
+    """After a vocabulary expansion LoRA must train the new embedding rows (modules_to_save); with tied embeddings
+    the merged model's head must follow the trained embedding, not keep the old one (PEFT / TRL issue threads)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from llm_recipes.training.common import save_merged
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, tie_word_embeddings=True))
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], modules_to_save=["embed_tokens"]))
+    trained = peft_model.base_model.model.model.embed_tokens.modules_to_save["default"].weight
+    with torch.no_grad():
+        trained[60:] += 1.0  # the "new rows" LoRA trained
+
+    class Tok:
+        def save_pretrained(self, path):
+            pass
+
+    save_merged(peft_model, Tok(), str(tmp_path / "merged"))
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    emb, head = merged.get_input_embeddings().weight, merged.get_output_embeddings().weight
+    assert head.data_ptr() == emb.data_ptr() and torch.allclose(emb, trained.detach())

@@ -232,8 +232,18 @@ def load_model(model_args, allow_pickle=False, trust_remote_code=False, training
 
 
 def save_merged(model, tokenizer, output_dir):
-    """LoRA: fold the adapter into the base weights and save a plain model (loads without PEFT)."""
+    """LoRA: fold the adapter into the base weights and save a plain model (loads without PEFT). A model with tied
+    embeddings (SmolLM2, Gemma, ...) stays tied: with `lora_modules_to_save: [embed_tokens]` (new rows after a
+    vocabulary expansion) the merge would otherwise leave the head pointing at the old embedding."""
+    embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
+    original = getattr(embedding, "original_module", embedding)  # PEFT's modules_to_save wrapper keeps the original
+    tied = head is not None and head.weight.data_ptr() == original.weight.data_ptr()  # (PEFT sets the config False)
     merged = model.merge_and_unload()
+    if tied:
+        merged.config.tie_word_embeddings = True
+        merged.tie_weights()
+        if merged.get_output_embeddings().weight.data_ptr() != merged.get_input_embeddings().weight.data_ptr():
+            raise RecipeError(f"{output_dir}: the merged model's LM head is no longer tied to its embeddings")
     merged.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
 
