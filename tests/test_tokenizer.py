@@ -133,3 +133,29 @@ def test_vocabulary_expansion(small_llama, tmp_path):
         expected = old.get_input_embeddings().weight[pieces].mean(0)
         assert torch.allclose(new.get_input_embeddings().weight[new_id], expected)
         assert torch.allclose(new.get_output_embeddings().weight[new_id], old.lm_head.weight[pieces].mean(0))
+
+
+def test_expansion_of_a_byte_fallback_bpe_adds_characters_and_keeps_english(tmp_path):
+    """A Metaspace + byte-fallback BPE (Llama 2 / SentencePiece style): a new character replaces its <0xXX> pieces
+    without a merge, longer pieces get merges; English encodes as before and Japanese round-trips."""
+    import json as json_
+
+    from tokenizers import Tokenizer
+
+    from llm_recipes.tokenizer.expansion import expand, train_candidates
+
+    english = tmp_path / "en.jsonl"
+    rows = [json_.loads(line) for line in open(DOCS, encoding="utf-8")]
+    english.write_text("".join(json_.dumps(r) + "\n" for r in rows if r["text"].isascii()), encoding="utf-8")
+    stage.main(stage.TokenizerArguments(input_path=str(english), output_dir=str(tmp_path / "base"), vocab_size=600,
+                                        model="bpe"))
+    spec = json_.loads(open(tmp_path / "base" / "tokenizer.json", encoding="utf-8").read())
+    japanese = [r["text"] for r in rows if not r["text"].isascii()]
+    new_spec, new, _ = expand(spec, train_candidates(spec, japanese, 1500), 300)
+    old, grown = Tokenizer.from_str(json_.dumps(spec)), Tokenizer.from_str(json_.dumps(new_spec))
+    assert len(new) > 50 and any(len(p) == 1 for p, _, _ in new) and any(len(p) > 1 for p, _, _ in new)
+    text = "The specialty of the village is apples and the flag is red."
+    assert grown.encode(text).ids == old.encode(text).ids
+    for doc in japanese[:50]:
+        assert grown.decode(grown.encode(doc).ids) == doc
+    assert sum(len(grown.encode(d).ids) for d in japanese) < 0.8 * sum(len(old.encode(d).ids) for d in japanese)
