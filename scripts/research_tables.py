@@ -6,6 +6,7 @@ and computed verdict. Each table names the git commit that produced it.
 
     python scripts/research_tables.py                                    # every study sweep and verdict stage
     python scripts/research_tables.py recipes/arch-ablation/sweep.yaml --output README-sections/research.md
+    python scripts/research_tables.py --only arms --recipe swallow-smollm2 --output recipes/swallow-smollm2/README.md
 
 With --output, only the text between the markers `<!-- research-tables:begin -->` / `<!-- research-tables:end -->`
 (sweeps) and `<!-- research-arms:begin -->` / `<!-- research-arms:end -->` (arm comparisons) is replaced; the rest of
@@ -51,10 +52,10 @@ def verdict_stages(root="."):
 def verdict_section(recipe, config_path, report):
     """Per arm mean [95 % t interval] for each metric of a verdict.py comparison."""
     values, references = report["values"], report.get("references") or {}
-    metrics, arms = list(values), list(next(iter(values.values())))
+    metrics, arms = list(values), list(dict.fromkeys(a for by_arm in values.values() for a in by_arm))
     columns = [(m, None) for m in metrics] + [(m, "ref") for m in metrics if m in references]
-    rows = [[arm, *(format_interval(*t_interval(values[m][arm])) if kind is None else references[m].get(arm, "-")
-                    for m, kind in columns)] for arm in arms]
+    rows = [[arm, *((format_interval(*t_interval(values[m][arm])) if arm in values[m] else "-") if kind is None
+                    else references[m].get(arm, "-") for m, kind in columns)] for arm in arms]
     headers = ["arm", *(m if kind is None else f"{m}: {references[m]['label']}" for m, kind in columns)]
     where = os.path.normpath(config_path)
     if not where.startswith(os.path.join("recipes", recipe) + os.sep):  # a recipe that reuses another's stage file
@@ -72,7 +73,8 @@ def output_dir(sweep_file):
 def claim_row(recipe, claim, commit):
     diff = "-" if claim["mean_difference"] is None else \
         format_interval(claim["mean_difference"], claim["low"], claim["high"])
-    return [recipe, claim["name"], claim.get("source") or "-", f"{claim['better']} vs {claim['worse']}",
+    margin = f" (margin {claim['margin']:.3g})" if claim.get("margin") else ""
+    return [recipe, claim["name"], claim.get("source") or "-", f"{claim['better']} vs {claim['worse']}{margin}",
             claim["metric"], diff, claim["seeds"], f"**{claim['verdict']}**", commit or "-"]
 
 
@@ -100,7 +102,9 @@ def fit_section(out):
 
 INTRO = ("A verdict is computed from the per-seed differences paired by seed: **reproduced** when the 95 % t interval "
          "of the mean difference excludes 0 in the claimed direction, **contradicted** when it excludes 0 the other "
-         "way, **inconclusive** otherwise; differences are signed so that > 0 supports the claim.")
+         "way, **inconclusive** otherwise; differences are signed so that > 0 supports the claim. A claim with a "
+         "margin m (\"within 5 %\": non-inferiority) is reproduced when the interval lies above -m, contradicted "
+         "when it lies below -m.")
 HEADERS = ["recipe", "claim", "source", "arms", "metric", "paired difference [95 % CI]", "seeds", "verdict", "commit"]
 
 
@@ -171,12 +175,14 @@ def main(argv=None):
     parser.add_argument("--only", choices=["sweeps", "arms"], help="regenerate one block only (e.g. after running "
                         "one kind of study); default: both")
     parser.add_argument("--output", help="markdown file to write (default: print)")
+    parser.add_argument("--recipe", help="only this recipe's comparison (e.g. into its own README.md)")
     args = parser.parse_args(argv)
     blocks = []
     if args.only != "arms":
         blocks.append((BEGIN, END, render_sweeps(args.sweeps or sweep_files())))
     if args.only != "sweeps" and not args.sweeps:
-        blocks.append((ARMS_BEGIN, ARMS_END, render_arms(verdict_stages())))
+        stages = [s for s in verdict_stages() if args.recipe in (None, s[0])]
+        blocks.append((ARMS_BEGIN, ARMS_END, render_arms(stages)))
     text = "\n\n".join(block for _, _, block in blocks)
     if args.output:
         write(args.output, blocks)

@@ -134,7 +134,8 @@ def main(args: VerdictArguments):
         value = (by_name[metric].get("reference") or {}).get(arm)
         return "-" if value is None else f"{value:.4g}"
 
-    rows = [[metric, arm, format_interval(*t_interval(v)), ", ".join(f"{x:.4g}" for x in v)]
+    rows = [[metric, arm, format_interval(*t_interval(v)),
+             ", ".join(f"{x:.4g}" for x in v) if len(v) <= 10 else f"{len(v)} documents"]
             + ([reference(metric, arm)] if references else [])
             for metric, by_arm in values.items() for arm, v in by_arm.items()]
     verdicts = []

@@ -58,6 +58,7 @@ def test_claims_are_checked_before_any_run():
         parse_claims({"claims": [{"better": "base", "metric": "m", "typo": 1}]}, POINTS, "s.yaml")
 
 
+@pytest.mark.slow  # ~20 s: in `make test-slow` (CI), keeping `make test` inside 10 minutes
 def test_a_sweep_run_twice_with_the_same_seeds_gives_identical_per_seed_figures(model_dir, tmp_path, capsys):
     """Each point x seed is its own subprocess; the same seed gives the same figures in a fresh run, another seed other
     figures, and a re-run skips finished runs."""
