@@ -1,10 +1,10 @@
-"""Regenerate the README's research tables from the study recipes' reports, so the figures in the README are the
-code's: the sweeps' sweep.json (scripts/sweep.py: per point the mean and 95 % interval over seeds of the metrics the
-claims name, and the scaling-law fit where a sweep has one) and the arm comparisons of recipes whose last stages run
-scripts/verdict.py (per arm the mean and interval over seeds); then every claim with its paired difference, interval
-and computed verdict. Each table names the git commit that produced it.
+"""Regenerate the research tables (docs/research.md, a recipe's README.md) from the study recipes' reports, so the
+figures are the code's: the sweeps' sweep.json (scripts/sweep.py: per point the mean and 95 % interval over seeds of
+the metrics the claims name, and the scaling-law fit where a sweep has one) and the arm comparisons of recipes whose
+last stages run scripts/verdict.py (per arm the mean and interval over seeds); then every claim with its paired
+difference, interval and computed verdict. Each table names the git commit that produced it.
 
-    python scripts/research_tables.py                                    # every study sweep and verdict stage
+    python scripts/research_tables.py --output docs/research.md          # every study sweep and verdict stage
     python scripts/research_tables.py recipes/arch-ablation/sweep.yaml --output README-sections/research.md
     python scripts/research_tables.py --only arms --recipe swallow-smollm2 --output recipes/swallow-smollm2/README.md
 
