@@ -1,5 +1,6 @@
 """The corpus stage's pieces: datatrove blocks for what datatrove lacks in Japanese (blocks), per-language filter
-settings (defaults), and the run's accounting, plots and report (report)."""
+settings (defaults), the stage's pipelines built from them (pipeline), and the run's executors, accounting, plots
+and report (report)."""
 
 import os
 
