@@ -3,6 +3,11 @@
     python scripts/make_tiny_data.py --output_dir recipes/tiny/data
 
 Deterministic for a given --seed (the files in recipes/tiny/data are its output; a test checks that they match).
+Recipes that use some of these files keep byte-identical copies in their own data/ folder (so a copied recipe folder
+runs anywhere; a test checks every copy against this generator). --only FILE[,FILE...] writes just the named files,
+which refreshes such a copy:
+
+    python scripts/make_tiny_data.py --output_dir recipes/ja-web/data --only docs.jsonl
 
 The world: fictional villages, each with three attributes (specialty fruit, guardian animal, flag colour).
 - docs.jsonl      Japanese and English documents describing every village, plus planted noise the corpus stage must
@@ -224,11 +229,24 @@ def write(files, output_dir):
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-if __name__ == "__main__":
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="recipes/tiny/data")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--only", default=None, metavar="FILE[,FILE...]",
+                        help="write only these files (comma-separated names of the files above), e.g. docs.jsonl")
+    args = parser.parse_args(argv)
     files = build(seed=args.seed)
+    if args.only is not None:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in files]
+        if unknown or not names:
+            parser.error(f"--only: unknown file(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(sorted(files))}")
+        files = {n: files[n] for n in names}
     write(files, args.output_dir)
     print({name: len(rows) for name, rows in files.items()})
+
+
+if __name__ == "__main__":
+    main()

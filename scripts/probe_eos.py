@@ -23,23 +23,30 @@ import time
 from dataclasses import dataclass, field
 from statistics import fmean as mean
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import RecipeError, parse, run, with_seeds
 from llm_recipes.data import load_records
-from llm_recipes.evaluation.eos_probe import CONDITIONS, PAIRS, boundary_verdicts, eval_recall, score_probe
+from llm_recipes.evaluation.eos_probe import (
+    CONDITIONS,
+    METRICS,
+    PAIRS,
+    boundary_verdicts,
+    eval_recall,
+    final_figures,
+    plot_probe,
+    score_probe,
+)
 from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
-from llm_recipes.reporting.stats import format_interval, t_interval
+from llm_recipes.reporting.stats import format_interval
 from llm_recipes.training.common import all_checkpoints, require_model_dir
 from llm_recipes.training.packing import read_steps
-
-METRICS = ("recall", "logprob")
 
 
 @dataclass
 class ProbeArguments:
     output_dir: str = field(metadata={"help": "where report.json, report.md and the PNGs go"})
-    arms: dict = field(metadata={"help": "{arm: [SFT output dir of seed 1, seed 2, ...]}: every checkpoint-* is "
-                                         "probed; seed i of every arm at position i"})
+    arms: dict = field(metadata={"help": "{arm: [SFT output dir of seed 1, seed 2, ...]} (or {arm: '<dir>-s{seed}'} "
+                                         "with seeds): every checkpoint-* is probed; seed i of every arm at position i"})
     probe_dataset: str = field(metadata={"help": "JSONL: context (previous sample), question, answer"})
     eval_dataset: str | None = field(default=None, metadata={
         "help": "JSONL: prompt, completion (held-out, answer copied from the prompt): recall and loss per checkpoint"})
@@ -48,6 +55,10 @@ class ProbeArguments:
     reference_arm: str = field(default="padding", metadata={"help": "the arm without cross-sample context"})
     require_equal_loss_tokens: bool = field(default=True, metadata={
         "help": "fail unless each seed's runs report the same loss tokens at every optimizer step (batch_layout runs)"})
+    seeds: list[int] | None = field(default=None, metadata={"help": "fill {seed} in arms' run paths"})
+
+    def __post_init__(self):  # {arm: "<dir>-s{seed}"} with seeds -> {arm: [one run dir per seed]}, as in verdict.py
+        self.arms = {arm: with_seeds(runs, self.seeds) if self.seeds else runs for arm, runs in self.arms.items()}
 
 
 ARGUMENTS = (ProbeArguments,)  # the dataclasses a recipe file for this stage fills
@@ -106,60 +117,8 @@ def pooled(seed_rows):
     return [(step, {c: {m: values(i, c, m) for m in METRICS} for c in conditions}) for i, step in enumerate(steps)]
 
 
-def plot(per_arm, evals_by_arm, losses, output_dir):
-    from llm_recipes.reporting.plots import subplots
-
-    panels = [(name, metric) for name, metric in (("sample", "recall"), ("passage", "recall"), ("sample", "logprob"))
-              if PAIRS[name][0] in next(iter(per_arm.values()))[0][1]]
-    fig, axes = subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for ax, (name, metric) in zip(axes[0], panels):
-        without, across = PAIRS[name]
-        label = "recall (greedy reply exact)" if metric == "recall" else "mean log p(reply)"
-        for i, (arm, rows) in enumerate(per_arm.items()):
-            steps = [s for s, _ in rows]
-            for cond, style, what in ((across, "-o", "across [EOS]"), (without, "--s", "newline, no [EOS]")):
-                cells = [t_interval(r[cond][metric]) for _, r in rows]
-                ax.errorbar(steps, [m for m, _, _ in cells], yerr=[[m - lo for m, lo, _ in cells],
-                                                                   [hi - m for m, _, hi in cells]],
-                            fmt=style, color=f"C{i}", capsize=3, markersize=4, label=f"{arm}: {what}")
-        rows = next(iter(per_arm.values()))
-        ax.plot([s for s, _ in rows], [mean(r["no_fact"][metric]) for _, r in rows], ":", color="gray",
-                label="question alone")
-        before = "a complete previous sample" if name == "sample" else "the previous passage alone"
-        ax.set(xlabel="SFT step", ylabel=label)
-        ax.set_title(f"{metric} after {before}\n(mean, 95% t interval)", fontsize=10)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(output_dir, "probe.png"), dpi=120)
-    fig, axes = subplots(1, 3, figsize=(13, 3.8))
-    for i, arm in enumerate(per_arm):
-        for j, path in enumerate(losses[arm]):
-            axes[0].plot(*zip(*losses[arm][path]), color=f"C{i}", alpha=0.8, label=arm if j == 0 else None)
-        for ax, key in zip(axes[1:], ("eval_loss", "eval_recall")):
-            points = evals_by_arm[arm].get(key)
-            if points:
-                ax.plot(*zip(*points), "-o", color=f"C{i}", label=arm)
-    for ax, title in zip(axes, ("train loss (each seed)", "held-out completion loss (mean of seeds)",
-                                "held-out in-context recall (mean of seeds)")):
-        ax.set(xlabel="step", title=title)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(output_dir, "training.png"), dpi=120)
-
-
 def verdict_cell(v):
     return f"{format_interval(v['mean_difference'], v['low'], v['high'])} {v['verdict']}"
-
-
-def final_figures(rows):
-    """The last checkpoint's per-condition means and [EOS] gaps of one run (read by scripts/verdict.py)."""
-    last = rows[-1][1]
-    out = {f"{m}_{c}": mean(last[c][m]) for c in CONDITIONS if c in last for m in METRICS}
-    out.update({f"{m}_gap": out[f"{m}_no_eos"] - out[f"{m}_eos"] for m in METRICS}, step=rows[-1][0])
-    if "passage_eos" in last:
-        out.update({f"{m}_passage_gap": out[f"{m}_passage_no_eos"] - out[f"{m}_passage_eos"] for m in METRICS})
-    return out | {k: last[k] for k in ("eval_recall", "eval_loss") if k in last}
 
 
 def main(args: ProbeArguments):
@@ -198,8 +157,8 @@ def main(args: ProbeArguments):
         arm: boundary_verdicts(rows, reference if arm != args.reference_arm else None, m, PAIRS[name])
         for arm, rows in per_arm.items()} for name in pairs for m in METRICS}
     os.makedirs(args.output_dir, exist_ok=True)
-    plot(per_arm, evals_by_arm, {arm: {p: losses[p] for p in paths} for arm, paths in args.arms.items()},
-         args.output_dir)
+    plot_probe(per_arm, evals_by_arm, {arm: {p: losses[p] for p in paths} for arm, paths in args.arms.items()},
+               args.output_dir)
     unit = f"{seeds} seeds" if seeds > 1 else f"{len(probe)} items (one seed)"
     recall_tables = []
     for name in pairs:

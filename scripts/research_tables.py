@@ -22,6 +22,7 @@ from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe
 from llm_recipes.reporting.report import markdown_table
 from llm_recipes.reporting.stats import format_interval, t_interval
 from llm_recipes.reporting.sweep import interval_cell
+from llm_recipes.scripts.run_recipe import variant_run_dir
 
 BEGIN, END = "<!-- research-tables:begin -->", "<!-- research-tables:end -->"  # sweeps
 ARMS_BEGIN, ARMS_END = "<!-- research-arms:begin -->", "<!-- research-arms:end -->"  # verdict.py comparisons
@@ -35,17 +36,25 @@ def sweep_files(root="."):
 
 
 def verdict_stages(root="."):
-    """(recipe, config path, output_dir) of every recipe stage that runs scripts/verdict.py (an arms x seeds study)."""
+    """(recipe, config path, output_dir) of every recipe stage that runs scripts/verdict.py (an arms x seeds study),
+    each followed by the same for every variant its recipe.yaml names (`variants:`; recipe "<name> --variant
+    <variant>", in the variant's run_dir with its keys for that stage)."""
     found = []
     for path in sorted(glob.glob(os.path.join(root, "recipes", "*", "recipe.yaml"))):
         folder = os.path.dirname(os.path.normpath(path))
-        for stage in (load_yaml(path) or {}).get("stages") or []:
-            if os.path.basename(str(stage.get("script", ""))) != "verdict.py":
-                continue
-            config_path = os.path.join(folder, stage["config"])
-            config = {**load_yaml(config_path), **(stage.get("set") or {})}
-            config = fill_placeholders(config, recipe_context(folder), config_path)
-            found.append((os.path.basename(folder), config_path, config["output_dir"]))
+        recipe = load_yaml(path) or {}
+        runs = [(os.path.basename(folder), None, {})] + [
+            (f"{os.path.basename(folder)} --variant {name}", variant_run_dir(folder, name), keys or {})
+            for name, keys in (recipe.get("variants") or {}).items()]
+        for label, run_dir, keys in runs:
+            for stage in recipe.get("stages") or []:
+                if os.path.basename(str(stage.get("script", ""))) != "verdict.py":
+                    continue
+                config_path = os.path.join(folder, stage["config"])
+                config = {**load_yaml(config_path), **(stage.get("set") or {}),
+                          **{k.partition(".")[2]: v for k, v in keys.items() if k.partition(".")[0] == stage["name"]}}
+                config = fill_placeholders(config, recipe_context(folder, run_dir), config_path)
+                found.append((label, config_path, config["output_dir"]))
     return found
 
 
@@ -175,7 +184,8 @@ def main(argv=None):
     parser.add_argument("--only", choices=["sweeps", "arms"], help="regenerate one block only (e.g. after running "
                         "one kind of study); default: both")
     parser.add_argument("--output", help="markdown file to write (default: print)")
-    parser.add_argument("--recipe", help="only this recipe's comparison (e.g. into its own README.md)")
+    parser.add_argument("--recipe", help="only this recipe's comparison (e.g. into its own README.md); a variant's: "
+                        "'NAME --variant VARIANT'")
     args = parser.parse_args(argv)
     blocks = []
     if args.only != "arms":

@@ -2,6 +2,7 @@
 
     python scripts/run_recipe.py recipes/tiny
     python scripts/run_recipe.py recipes/tiny --run_dir /tmp/run --set pretrain.max_steps=20 --stages corpus,tokenizer
+    python scripts/run_recipe.py recipes/packing-vs-padding --variant unanswerable   # a variant its recipe.yaml names
     llm-recipe recipes/tiny                     # the same, from any directory once the package is installed
 
 The recipe folder holds `recipe.yaml` (run_dir, accelerate config, the ordered stages) and one YAML per stage (stages
@@ -11,6 +12,10 @@ Each stage's config is resolved (placeholders, stage `set:` keys, run_dir moved,
 <run_dir>/configs/<stage>.yaml before it is launched. A stage is complete when its report.json records this same
 resolved configuration: it is skipped. If it records another one, the run stops and names the changed keys (--force
 re-runs); an incomplete stage re-runs and resumes from its last checkpoint.
+
+A recipe.yaml may name variants of the recipe, each a few STAGE.KEY: VALUE overrides (as --set gives them; --set still
+wins), e.g. `variants: {unanswerable: {data.unanswerable_share: 0.25}}`; `--variant unanswerable` runs the recipe with
+them, by default in <run_dir>-<variant> (outputs/{recipe_name}-unanswerable), so a variant needs no folder of its own.
 """
 
 import argparse
@@ -66,15 +71,38 @@ def resolve(recipe_dir, stage, context, default_run_dir, overrides):
     return saved, config
 
 
-def parse_overrides(items, stage_names):
+def parse_overrides(items, stage_names, where="--set"):
     overrides = {}
     for item in items:
         target, sep, value = item.partition("=")
         stage, dot, key = target.partition(".")
         if not sep or not dot or stage not in stage_names:
-            raise RecipeError(f"--set {item}: expected STAGE.KEY=VALUE with STAGE one of {', '.join(stage_names)}")
+            raise RecipeError(f"{where} {item}: expected STAGE.KEY=VALUE with STAGE one of {', '.join(stage_names)}")
         overrides.setdefault(stage, {})[key] = value
     return overrides
+
+
+def variant_overrides(recipe, recipe_file, variant, context):
+    """recipe.yaml's `variants: {name: {STAGE.KEY: value}}`: one variant's keys as --set items (placeholders filled)."""
+    variants = recipe.get("variants") or {}
+    if not isinstance(variants, dict) or variant not in variants:
+        known = ", ".join(map(str, variants)) if isinstance(variants, dict) and variants else "none"
+        raise RecipeError(f"{recipe_file}: no variant '{variant}' (known variants: {known})")
+    if not isinstance(variants[variant], dict):
+        raise RecipeError(f"{recipe_file}: variant '{variant}' must be a mapping of STAGE.KEY: value")
+    keys = fill_placeholders(variants[variant], context, recipe_file)
+    return [f"{target}={yaml_text(value)}" for target, value in keys.items()]
+
+
+def yaml_text(value):
+    """A value as one line of YAML that yaml.safe_load reads back as it was (an override's text, as --set gives it)."""
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31)
+    return text.removesuffix("\n...\n").strip()
+
+
+def variant_run_dir(recipe_dir, variant):
+    """Where a variant runs by default: the recipe's run_dir with -<variant> (outputs/{recipe_name}-<variant>)."""
+    return f"{recipe_context(recipe_dir)['run_dir']}-{variant}"
 
 
 def main(argv=None):
@@ -85,6 +113,8 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a stage key")
     parser.add_argument("--launcher", choices=["accelerate", "python"], default="accelerate")
     parser.add_argument("--force", action="store_true", help="re-run stages even if they completed")
+    parser.add_argument("--variant", help="run a variant named in recipe.yaml's `variants:` (its STAGE.KEY overrides; "
+                                          "run_dir defaults to <run_dir>-<variant>)")
     args = parser.parse_args(argv)
 
     recipe_file = os.path.join(args.recipe_dir, "recipe.yaml")
@@ -93,14 +123,19 @@ def main(argv=None):
         raise RecipeError(f"{recipe_file}: needs run_dir and a list of stages")
     recipe["stages"] = expand_seeds(recipe["stages"])
     names = list(dict.fromkeys(n for s in recipe["stages"] for n in (s["group"], s["name"])))
-    overrides = parse_overrides(args.set, names)
+    chosen = args.run_dir or (variant_run_dir(args.recipe_dir, args.variant) if args.variant else None)
+    context = recipe_context(args.recipe_dir, chosen)
+    variant_items = variant_overrides(recipe, recipe_file, args.variant, context) if args.variant else []
+    overrides = parse_overrides(variant_items, names, where=f"{recipe_file}: variant '{args.variant}':")
+    for stage, keys in parse_overrides(args.set, names).items():  # --set wins over the variant's keys
+        overrides.setdefault(stage, {}).update(keys)
     selected = args.stages.split(",") if args.stages else names
     unknown = [s for s in selected if s not in names]
     if unknown:
         raise RecipeError(f"--stages: unknown stage(s) {unknown}; this recipe has {names}")
     default_run_dir = recipe_context(args.recipe_dir)["run_dir"]
-    context = recipe_context(args.recipe_dir, args.run_dir)
     run_dir = context["run_dir"]
+    what = args.recipe_dir + (f" --variant {args.variant}" if args.variant else "")
     rows, start = [], time.time()
     for stage in recipe["stages"]:
         if stage["name"] not in selected and stage["group"] not in selected:
@@ -118,7 +153,7 @@ def main(argv=None):
                                                                                "configs/cpu.yaml")), args.recipe_dir)
         t0 = time.time()
         code = launch(script_path(stage["script"]), config_path, args.launcher, accelerate_config,
-                      env={"LLM_RECIPE": f"{args.recipe_dir} (stage {stage['name']})"})
+                      env={"LLM_RECIPE": f"{what} (stage {stage['name']})"})
         if code != 0:
             raise RecipeError(f"{where} failed with exit code {code} (its message is above)")
         report = record_config(config["output_dir"], config, root=run_dir)
@@ -126,7 +161,7 @@ def main(argv=None):
     table = markdown_table(["stage", "wall time", "result"], rows)
     with open(os.path.join(run_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
-    print(f"\n## Summary of {args.recipe_dir} (run_dir {run_dir}, total {time.time() - start:.0f}s)\n\n{table}")
+    print(f"\n## Summary of {what} (run_dir {run_dir}, total {time.time() - start:.0f}s)\n\n{table}")
     return rows
 
 

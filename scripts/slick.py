@@ -11,7 +11,8 @@ category follows the paper (llm_recipes.evaluation.slick). Where the data knows 
 sets: `mixture_size` facts of the fine-tuning split with a controlled Unknown share, as prompt/completion JSONL for
 scripts/sft.py, and `heldout.jsonl` (the held-out split with its categories).
 
-Track (`runs`): every checkpoint-* of each SFT run answers each eval set zero-shot (greedy, exact match); writes
+Track (`runs`; `["<dir>-s{seed}"]` with `seeds: [1, 2, 3]` for a stage recipe.yaml runs once per seed): every
+checkpoint-* of each SFT run answers each eval set zero-shot (greedy, exact match); writes
 <output_dir>/<run>/<eval set>/report.json (accuracy per epoch, final, best and mean over the checkpoints; `base_model`
 adds epoch 0) for scripts/verdict.py, a table and
 curves.png. Writes report.json last (report.md, PNG before it).
@@ -22,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import RecipeError, parse, run, with_seeds
 from llm_recipes.data import load_records
 from llm_recipes.evaluation import slick
 from llm_recipes.reporting.report import clear_report, markdown_table, write_json_atomic, write_report
@@ -35,7 +36,8 @@ class SlickArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "facts JSONL: question, answer [, relation, ...]"})
     answer_key: str = field(default="answer", metadata={"help": "the answer column (a string or a list of aliases)"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "the model to categorise"})
-    runs: list[str] | None = field(default=None, metadata={"help": "track mode: SFT output dirs (checkpoint-*)"})
+    runs: list[str] | None = field(default=None, metadata={"help": "track mode: SFT output dirs (checkpoint-*); "
+                                                                "'<dir>-s{seed}' with seeds: one per seed"})
     eval_sets: list[dict] | None = field(default=None, metadata={"help": "track mode: [{name, path, where}]"})
     base_model: str | None = field(default=None, metadata={"help": "track mode: the runs' start, shown as epoch 0"})
     fewshot_where: dict | None = field(default=None, metadata={"help": "exemplar pool: the facts matching these keys"})
@@ -58,6 +60,10 @@ class SlickArguments:
     batch_size: int = 64
     seed: int = 0
     dry_run: bool = False
+    seeds: list[int] | None = field(default=None, metadata={"help": "track mode: fill {seed} in runs (one per seed)"})
+
+    def __post_init__(self):  # runs: ["<dir>-s{seed}"] with seeds -> one run dir per seed, as in verdict.py
+        self.runs = with_seeds(self.runs, self.seeds) if self.seeds and self.runs else self.runs
 
 
 ARGUMENTS = (SlickArguments,)

@@ -169,7 +169,8 @@ def test_data_efficiency_sweep_writes_one_row_per_point(model_dir, tmp_path):
     # one seed proves nothing: the claims are computed and say so; the claim on points not run says "not run"
     assert "more preference data helps" in report and "-> **inconclusive**" in report and ": not run" in report
     assert yaml.safe_load(open(tmp_path / "mixed_20-seed0.yaml"))["dataset_mixture"] == [
-        {"path": "recipes/tiny/data/dpo.jsonl", "weight": 0.2}, {"path": "recipes/tiny/data/dpo_hh.jsonl", "weight": 0.2}]
+        {"path": "recipes/dpo-data-efficiency/data/dpo.jsonl", "weight": 0.2},
+        {"path": "recipes/dpo-data-efficiency/data/dpo_hh.jsonl", "weight": 0.2}]
     assert yaml.safe_load(open(tmp_path / "kto_mixed_100-seed0.yaml"))["eval_dataset_name"].endswith("dpo_eval.jsonl")
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from llm_recipes.config import fill_placeholders, recipe_context
+from llm_recipes.config import fill_placeholders, recipe_context, with_seeds
 from llm_recipes.scripts import make_tiny_data, verdict
 
 PIT = os.path.join(REPO, "recipes", "pit")
@@ -97,21 +97,28 @@ def test_pit_study_data_is_deterministic_and_separate_from_the_other_files():
         assert [json.loads(line) for line in open(os.path.join(DATA, name), encoding="utf-8")] == data
 
 
-def test_recipe_runs_every_arm_with_three_seeds_and_evaluates_and_judges_every_run():
+def test_recipe_runs_every_arm_with_three_seeds_and_evaluates_and_judges_every_run(tmp_path):
+    from llm_recipes.scripts import run_recipe
+
     recipe = yaml.safe_load(open(os.path.join(PIT, "recipe.yaml"), encoding="utf-8"))
     runs = Counter()
-    for stage in recipe["stages"]:
+    for stage in run_recipe.expand_seeds(recipe["stages"]):  # one stage per arm with `seeds:` -> <arm>-s<seed>
         arm = next((a for a, (f, _) in ARMS.items() if stage["config"] == f), None)
         if arm:
-            assert stage["set"]["output_dir"] == f"{{run_dir}}/{arm}_s{stage['set']['seed']}"
+            _, config = run_recipe.resolve(PIT, stage, recipe_context(PIT, str(tmp_path)),
+                                           recipe_context(PIT)["run_dir"], {})
+            assert config["output_dir"] == os.path.join(str(tmp_path), f"{arm}-s{config['seed']}") == \
+                os.path.join(str(tmp_path), stage["name"])
             runs[arm] += 1
     assert set(runs) == set(ARMS) and min(runs.values()) >= 3
     evaluation = load("evaluate.yaml")
+    evaluation["model_name_or_path"] = with_seeds(evaluation["model_name_or_path"], evaluation["seeds"])
     assert evaluation["tasks"] == ["pit_qa", "pit_qa_choice"] and evaluation["num_fewshot"] > 0
     assert all(os.path.basename(f["validation"]) == "pit_study_test_qa.jsonl" and
                os.path.basename(f["train"]) == "pit_study_train_qa.jsonl" for f in evaluation["task_data"].values())
     evaluated = {os.path.basename(p) for p in evaluation["model_name_or_path"]}
     judged = load("verdict.yaml")
+    judged["arms"] = verdict.VerdictArguments(**judged).arms  # {arm: "<dir>-s{seed}"} -> one run per seed
     assert evaluated == {os.path.basename(p) for runs_ in judged["arms"].values() for p in runs_}
     assert set(judged["arms"]) == set(ARMS) and {(c["better"], c["worse"]) for c in judged["claims"]} == {
         ("pit", "cpt_then_it"), ("pit", "mixed")}

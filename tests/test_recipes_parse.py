@@ -2,6 +2,7 @@
 import glob
 import importlib
 import os
+import re
 
 import pytest
 import yaml
@@ -124,3 +125,112 @@ def test_sweep_bar_plot_orders_points_best_first(tmp_path):
                                                          "higher_is_better": False})
     assert note == "best loss: 1.72 at variant=GeGLU" and (tmp_path / "bar.png").stat().st_size > 0
 
+
+RECIPE_DIR_PATH = re.compile(r"\{recipe_dir\}([^\s\"'`,\]{}()]*)")
+
+
+def test_no_recipe_reads_another_recipe_folder():
+    """A recipe is self-contained: every {recipe_dir} path in its YAML stays inside its own folder (data it needs lives
+    in its data/ or comes from a stage), so a copied folder runs anywhere; the one way out is the repository's shared
+    {recipe_dir}/../../data/. ({run_dir}/../ paths name another run's outputs, not a recipe folder.)"""
+    bad = []
+    for path in sorted(glob.glob(os.path.join(REPO, "recipes", "*", "**", "*.y*ml"), recursive=True)):
+        text = open(path, encoding="utf-8").read()
+        for lineno, line in enumerate(text.splitlines(), 1):
+            for rest in RECIPE_DIR_PATH.findall(line):
+                rest = rest.removeprefix("/../../data/")  # the repository's shared data folder
+                if ".." in rest.split("/"):
+                    bad.append(f"{os.path.relpath(path, REPO)}:{lineno}: {line.strip()}")
+    assert not bad, "copy the file into the recipe's data/ and name it {recipe_dir}/data/...:\n" + "\n".join(bad)
+
+
+# Files a recipe keeps as copies of another recipe's (the tiny world's copies are checked in tests/test_tiny_data.py).
+COPIES = {("eval-ja-suite", "eval-jglue"): ["jcommonsenseqa-train-v1.3.json", "jcommonsenseqa-valid-v1.3.json",
+                                           "jnli-train-v1.3.json", "jnli-valid-v1.3.json", "jsquad-valid-v1.3.json",
+                                           "marc_ja-valid.json"],
+          ("self-instruct-ja", "self-instruct"): ["seed_tasks.jsonl"]}
+
+
+@pytest.mark.parametrize("recipe, origin", sorted(COPIES), ids=lambda v: v)
+def test_copied_data_files_stay_byte_identical_to_their_origin(recipe, origin):
+    for name in COPIES[recipe, origin]:
+        with open(os.path.join(REPO, "recipes", recipe, "data", name), "rb") as a, \
+                open(os.path.join(REPO, "recipes", origin, "data", name), "rb") as b:
+            assert a.read() == b.read(), f"recipes/{recipe}/data/{name} is no longer a copy of recipes/{origin}'s"
+
+
+def test_a_variant_runs_the_recipe_with_its_keys_in_its_own_run_dir(tmp_path, monkeypatch):
+    """`--variant unanswerable` (recipes/packing-vs-padding's `variants:`) sets the data stage's key in every stage it
+    names (a --set still wins) and runs in outputs/<recipe>-<variant>; an unknown variant fails in one line naming the
+    recipe.yaml and the known variants, before anything runs."""
+    import json
+
+    from llm_recipes.config import RecipeError
+    from llm_recipes.scripts import run_recipe
+
+    folder = os.path.join(REPO, "recipes", "packing-vs-padding")
+    launched = []
+
+    def fake_launch(script, config_path, *args, **kwargs):  # no training: the resolved config, and a report
+        config = yaml.safe_load(open(config_path, encoding="utf-8"))
+        launched.append((os.path.basename(script), config))
+        os.makedirs(config["output_dir"], exist_ok=True)
+        with open(os.path.join(config["output_dir"], "report.json"), "w", encoding="utf-8") as f:
+            json.dump({"stage": "fake"}, f)
+        return 0
+
+    monkeypatch.setattr(run_recipe, "launch", fake_launch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RecipeError) as error:
+        run_recipe.main([folder, "--variant", "nope", "--launcher", "python"])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(os.path.join(folder, "recipe.yaml"))
+    assert "no variant 'nope'" in message and "known variants: unanswerable" in message and not launched
+
+    run_recipe.main([folder, "--variant", "unanswerable", "--stages", "data,sft_packed", "--launcher", "python"])
+    variant_dir = os.path.join("outputs", "packing-vs-padding-unanswerable")
+    (_, data), *sft = launched
+    assert data["unanswerable_share"] == 0.25 and data["output_dir"] == os.path.join(variant_dir, "data")
+    assert [c["output_dir"] for _, c in sft] == [os.path.join(variant_dir, f"sft_packed-s{s}") for s in (1, 2, 3)]
+    assert all(c["batch_layout"] == "packed" and "unanswerable_share" not in c for _, c in sft)
+    assert os.path.isfile(os.path.join(variant_dir, "configs", "data.yaml"))
+
+    launched.clear()  # the recipe itself: no share, its own run_dir; a --set wins over the variant's key
+    run_recipe.main([folder, "--stages", "data", "--launcher", "python"])
+    run_recipe.main([folder, "--variant", "unanswerable", "--stages", "data", "--set", "data.unanswerable_share=0.5",
+                     "--run_dir", "half", "--launcher", "python"])
+    (_, plain), (_, half) = launched
+    assert "unanswerable_share" not in plain and plain["output_dir"] == os.path.join("outputs", "packing-vs-padding",
+                                                                                     "data")
+    assert half["unanswerable_share"] == 0.5 and half["output_dir"] == os.path.join("half", "data")
+
+
+SEEDED = ["pit", "packing-vs-padding", "rho1", "ul2", "rso", "slick", "slick-entityquestions", "swallow-smollm2"]
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_seeded_arms_are_listed_once_and_every_run_they_name_is_a_stage_of_the_recipe(name, tmp_path):
+    """Recipes whose arms run with `seeds:`: each arm is one stage in recipe.yaml, and the evaluation, probe, track and
+    verdict stages (`{seed}` paths with `seeds:`) name exactly runs that the recipe's stages write, one per seed."""
+    from llm_recipes.scripts import run_recipe
+
+    folder = os.path.join(REPO, "recipes", name)
+    spec = yaml.safe_load(open(os.path.join(folder, "recipe.yaml"), encoding="utf-8"))
+    assert not [s["name"] for s in spec["stages"] if re.search(r"[_-]s\d+$", s["name"])]  # no hand-unrolled seeds
+    run_dir = str(tmp_path / "run")
+    context = recipe_context(folder, run_dir)
+    outputs, readers = [], []
+    for stage in run_recipe.expand_seeds(spec["stages"]):
+        module = stage_module(stage["script"])
+        path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], {})
+        outputs.append(config["output_dir"])
+        (args, *_) = parse(module.ARGUMENTS, ["--config", path])
+        named = [*(getattr(args, "arms", None) or {}).values(), getattr(args, "runs", None) or [],
+                 [getattr(args, "model_name_or_path", None)] if module.__name__.endswith("evaluation") else []]
+        readers.append((stage["name"], [p for runs in named for p in ([runs] if isinstance(runs, str) else runs)
+                                        if isinstance(p, str)]))
+    for stage_name, paths in readers:
+        for path in paths:
+            assert "{seed}" not in path, (stage_name, path)
+            if path.startswith(run_dir + os.sep):
+                assert any(path == o or path.startswith(o + os.sep) for o in outputs), (stage_name, path)

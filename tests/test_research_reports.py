@@ -155,6 +155,7 @@ def test_a_recipe_reusing_another_recipes_verdict_file_is_named_by_its_own_folde
     assert own.startswith("#### `recipes/x/verdict.yaml` (commit `abc`; 2 seeds")
     reused = research_tables.verdict_section("y", os.path.join("recipes", "y", "..", "x", "verdict.yaml"), report)
     assert reused.startswith("#### `recipes/y (recipes/x/verdict.yaml)`") and "| a | 1.5 [" in reused
-    # the shipped variant is found with its own run_dir
+    # the shipped variant (recipes/packing-vs-padding's `variants: unanswerable`) is found with its own run_dir
     stages = {recipe: out for recipe, _, out in research_tables.verdict_stages(REPO)}
-    assert stages["packing-vs-padding-unanswerable"].endswith(os.path.join("packing-vs-padding-unanswerable", "verdict"))
+    assert stages["packing-vs-padding --variant unanswerable"].endswith(
+        os.path.join("packing-vs-padding-unanswerable", "verdict"))

@@ -224,7 +224,7 @@ def test_real_scale_variant_validates_offline(tmp_path, capsys):
     folder = os.path.join(REPO, "recipes", "slick-entityquestions")
     spec = yaml.safe_load(open(os.path.join(folder, "recipe.yaml"), encoding="utf-8"))
     context = recipe_context(folder, str(tmp_path / "run"))
-    for item in spec["stages"]:
+    for item in run_recipe.expand_seeds(spec["stages"]):  # the SFT stages run once per seed (`seeds:`)
         module = importlib.import_module(f"llm_recipes.scripts.{os.path.basename(item['script'])[:-3]}")
         path, _ = run_recipe.resolve(folder, item, context, recipe_context(folder)["run_dir"], {})
         if module.__name__.endswith(("slick", "sft")):

@@ -1,8 +1,11 @@
-"""The shipped tiny data is what the generator makes, and its eval set gives nothing away."""
+"""The shipped tiny data (and every recipe's copy of it) is what the generator makes, and its eval set gives nothing
+away."""
 import collections
+import glob
 import json
 import os
 
+import pytest
 from conftest import REPO
 
 from llm_recipes.scripts import make_tiny_data
@@ -10,10 +13,49 @@ from llm_recipes.scripts import make_tiny_data
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 
 
-def test_generator_reproduces_shipped_files(tmp_path):
-    make_tiny_data.write(make_tiny_data.build(seed=0), tmp_path)
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The generator's files (seed 0, as shipped), written once for this module."""
+    out = tmp_path_factory.mktemp("tiny_data")
+    make_tiny_data.write(make_tiny_data.build(seed=0), out)
+    return out
+
+
+def test_generator_reproduces_shipped_files(generated):
     for name in os.listdir(DATA):
-        assert (tmp_path / name).read_text(encoding="utf-8") == open(os.path.join(DATA, name), encoding="utf-8").read(), name
+        assert (generated / name).read_text(encoding="utf-8") == open(os.path.join(DATA, name), encoding="utf-8").read(), name
+
+
+def test_every_recipe_copy_of_a_tiny_file_is_byte_identical_to_the_generator(generated):
+    """Recipes keep copies of the tiny files they read in their own data/ folder (a copied folder runs anywhere);
+    a file there named like one of the generator's outputs must be that output byte for byte (refresh one with
+    `python scripts/make_tiny_data.py --output_dir recipes/<recipe>/data --only <file>`). A data/ folder that ships
+    its own build script (data/*.py, e.g. recipes/swallow-smollm2) holds that script's outputs instead."""
+    names = set(os.listdir(generated))
+    checked = []
+    for data in sorted(glob.glob(os.path.join(REPO, "recipes", "*", "data"))):
+        if glob.glob(os.path.join(data, "*.py")):
+            continue
+        for root, _, files in os.walk(data):
+            for name in sorted(set(files) & names):
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    copy = f.read()
+                assert copy == (generated / name).read_bytes(), (
+                    f"{os.path.relpath(path, REPO)} differs from make_tiny_data.py's {name}: run python "
+                    f"scripts/make_tiny_data.py --output_dir {os.path.relpath(root, REPO)} --only {name}")
+                checked.append(path)
+    assert any(not p.startswith(DATA + os.sep) for p in checked), "no recipe keeps a copy of a tiny file"
+
+
+def test_only_writes_just_the_named_files_as_the_full_run_writes_them(generated, tmp_path, capsys):
+    make_tiny_data.main(["--output_dir", str(tmp_path / "some"), "--only", "docs.jsonl,truth.json"])
+    assert sorted(os.listdir(tmp_path / "some")) == ["docs.jsonl", "truth.json"]
+    for name in ("docs.jsonl", "truth.json"):
+        assert (tmp_path / "some" / name).read_bytes() == (generated / name).read_bytes(), name
+    with pytest.raises(SystemExit):
+        make_tiny_data.main(["--output_dir", str(tmp_path / "none"), "--only", "docs.jsonl,nope.jsonl"])
+    assert "unknown file(s) nope.jsonl" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 def test_eval_answers_spread_evenly_and_distractors_same_kind():
