@@ -30,9 +30,9 @@ import json
 import os
 import random
 import re
-import subprocess
-import sys
 import tempfile
+
+from bench_filters_clean_text import run as run_corpus_stage  # benchmarks/ is the script's folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAGRAPHS = os.path.join(REPO, "data", "jglue-v1.3", "ja_wikipedia_paragraphs.jsonl")
@@ -153,15 +153,6 @@ def build(args, n_groups=200, seed=0, n_pii=20):
     return [{"id": i, "text": docs[i]} for i in order], truth
 
 
-def run_stage(config, input_path, output_dir):
-    cmd = [sys.executable, os.path.join(REPO, "scripts", "corpus.py"), "--config", config, "--input_path", input_path,
-           "--output_dir", output_dir]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if result.returncode:
-        sys.exit(result.stderr[-3000:])
-    return json.load(open(os.path.join(output_dir, "report.json"), encoding="utf-8"))
-
-
 def score(out, truth, order, report):
     kept = {d["id"]: d["text"] for f in glob.glob(f"{out}/kept/*.jsonl") for d in map(json.loads, open(f))}
     removed_by = {json.loads(line)["id"]: os.path.basename(os.path.dirname(f))
@@ -218,7 +209,7 @@ def main():
         f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in docs)
     with open(os.path.join(out, "truth.json"), "w", encoding="utf-8") as f:
         json.dump(truth, f, ensure_ascii=False, indent=1)
-    report = run_stage(args.config, path, os.path.join(out, "corpus"))
+    report = run_corpus_stage(args.config, path, os.path.join(out, "corpus"))
     figures = score(os.path.join(out, "corpus"), truth, [d["id"] for d in docs], report)
     with open(os.path.join(out, "figures.json"), "w", encoding="utf-8") as f:
         json.dump(figures, f, ensure_ascii=False, indent=1)

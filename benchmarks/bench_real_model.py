@@ -6,7 +6,7 @@ Measures, in one run: the float32 and bfloat16 matmul peak (2048^2); training to
 peak (6N FLOPs per token with N all parameters, plus attention 12 L d T) for float32, bf16 autocast (float32 weights
 and optimizer state, what the recipes use) and bf16 weights, at batch `--batch` x `--block`, and torch.compile when
 asked; forward tokens/s in float32, autocast and bf16 weights; JCommonsenseQA (3-shot, the recipe's files) questions/s
-through scripts/evaluation.py for ours (`hf-shared`, bf16) and stock lm-eval (`hf`, float32, batch 1 and `auto`) on
+through scripts/evaluation.py for ours (`hf-shared`, bf16 and float32) and stock lm-eval (`hf`, float32, batch 1 and `auto`) on
 the same questions, with their accuracies. `--full_eval` also times all 1,119 questions through the evaluation stage.
 On a GPU the same run uses bf16, flash-attention 2 when installed (else sdpa), fused AdamW, and MFU against the card's
 datasheet peak. Writes benchmarks/results/real_model.json and .md; `--write_readme` puts the table into README.md
@@ -98,8 +98,17 @@ def eval_speed(path, backend, dtype, batch_size, limit, out):
     label = next(iter(report["scores"]))
     cost = report["cost"][label]
     n = report["scores"][label]["jcommonsenseqa_simple"]["n"]
+    with open(os.path.join(out, f"samples_{label}.jsonl"), encoding="utf-8") as f:
+        picks = {r["doc_id"]: max(range(len(r["scores"])), key=lambda i: float(r["scores"][i]))
+                 for r in map(json.loads, f)}
     return {"questions": n, "wall_s": cost["wall_s"], "questions_per_second": n / cost["wall_s"],
-            "accuracy": report["scores"][label]["jcommonsenseqa_simple"]["score"]}
+            "accuracy": report["scores"][label]["jcommonsenseqa_simple"]["score"], "picks": picks}
+
+
+def agreement(a, b):
+    """Share of the questions both runs scored on which they pick the same choice."""
+    shared = set(a["picks"]) & set(b["picks"])
+    return sum(a["picks"][q] == b["picks"][q] for q in shared) / max(len(shared), 1)
 
 
 def _has_flash():
@@ -143,12 +152,18 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         fig["eval"] = {
             "ours (hf-shared, bf16)": eval_speed(path, "hf-shared", "auto", 16, args.eval_questions, f"{tmp}/a"),
+            "ours (hf-shared, float32)": eval_speed(path, "hf-shared", "float32", 16, args.eval_questions,
+                                                    f"{tmp}/e"),
             "stock lm-eval (hf, float32, batch 1)": eval_speed(path, "hf", "float32", 1, args.eval_questions,
                                                                f"{tmp}/b"),
             "stock lm-eval (hf, float32, batch auto)": eval_speed(path, "hf", "float32", "auto",
                                                                   args.eval_questions, f"{tmp}/c")}
         if args.full_eval:
             fig["eval"]["ours, all 1,119 questions"] = eval_speed(path, "hf-shared", "auto", 16, None, f"{tmp}/d")
+    stock = fig["eval"]["stock lm-eval (hf, float32, batch 1)"]
+    for e in fig["eval"].values():
+        e["same_choice_as_stock"] = agreement(e, stock)
+        e.pop("picks")
     write(fig, args)
 
 
@@ -162,8 +177,9 @@ def write(fig, args):
     rows += [["forward, batch 8 x 512, " + m, f"{v:,.0f} tokens/s"] for m, v in fig["forward_tokens_per_second"].items()]
     rows += [[f"JCommonsenseQA 3-shot, {e['questions']} questions, {name}",
               f"{e['questions_per_second']:.2f} questions/s ({ours / e['questions_per_second']:.1f}x slower than "
-              f"ours), accuracy {e['accuracy']:.3f}" if not name.startswith("ours") else
-              f"{e['questions_per_second']:.2f} questions/s, accuracy {e['accuracy']:.3f}, {e['wall_s']:.0f} s"]
+              f"ours), accuracy {e['accuracy']:.3f}, {e['wall_s']:.0f} s" if not name.startswith("ours") else
+              f"{e['questions_per_second']:.2f} questions/s, accuracy {e['accuracy']:.3f}, {e['wall_s']:.0f} s; "
+              f"same choice as stock lm-eval on {e['same_choice_as_stock']:.1%} of the shared questions"]
              for name, e in fig["eval"].items()]
     table = markdown_table(["measure (" + fig["device"] + f", {fig['threads']} threads)", "value"], rows)
     print(table)

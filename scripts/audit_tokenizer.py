@@ -15,8 +15,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
 from llm_recipes.data import iter_texts
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.tokenizer.metrics import HIRAGANA, JAPANESE, KANJI, KATAKANA, byte_encoded_positions
 from llm_recipes.training.common import require_model_dir

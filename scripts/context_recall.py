@@ -12,8 +12,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
 from llm_recipes.data import load_records
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.eos_probe import in_context_recall
 from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.config import check_choices, parse, run
 from llm_recipes.corpus import NG_WORDS_JA
 from llm_recipes.corpus.pipeline import build_pipelines
 from llm_recipes.corpus.report import (
@@ -29,6 +29,7 @@ from llm_recipes.corpus.report import (
     write_corpus_report,
 )
 from llm_recipes.data import expand_files, is_local, validate_files
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import check_output_dir, clear_report
 
 

@@ -25,7 +25,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run, with_seeds
+from llm_recipes.config import parse, run, with_seeds
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation import TASK_DIR
 from llm_recipes.evaluation.measures import TEXT_TASKS, bits_per_char, compute_dtype, generation_speed
 from llm_recipes.evaluation.report import (

@@ -14,7 +14,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.model_card import write_model_card
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.training.importing import (

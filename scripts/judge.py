@@ -15,8 +15,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.config import check_choices, parse, run
 from llm_recipes.data import iter_jsonl
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.judging import generate_answers, make_judge, pairwise, single
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.training.common import require_model_dir

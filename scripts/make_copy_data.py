@@ -20,9 +20,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
 from llm_recipes.copy_world import PETS, copy_document, probe_item, roll_call, sft_example, unanswerable_example
 from llm_recipes.data import iter_texts
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 
 

@@ -3,11 +3,8 @@
     python scripts/make_tiny_data.py --output_dir recipes/tiny/data
 
 Deterministic for a given --seed (the files in recipes/tiny/data are its output; a test checks that they match).
-Recipes that use some of these files keep byte-identical copies in their own data/ folder (so a copied recipe folder
-runs anywhere; a test checks every copy against this generator). --only FILE[,FILE...] writes just the named files,
-which refreshes such a copy:
-
-    python scripts/make_tiny_data.py --output_dir recipes/ja-web/data --only docs.jsonl
+Recipes keep byte-identical copies of the files they use in their own data/ (a test checks every copy); refresh one
+with `python scripts/make_tiny_data.py --output_dir recipes/ja-web/data --only docs.jsonl`.
 
 The world: fictional villages, each with three attributes (specialty fruit, guardian animal, flag colour).
 - docs.jsonl      Japanese and English documents describing every village, plus planted noise the corpus stage must
@@ -239,10 +236,8 @@ def main(argv=None):
     files = build(seed=args.seed)
     if args.only is not None:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in files]
-        if unknown or not names:
-            parser.error(f"--only: unknown file(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(sorted(files))}")
+        if not names or set(names) - set(files):
+            parser.error(f"--only: unknown {sorted(set(names) - set(files)) or 'empty'}; choose from {sorted(files)}")
         files = {n: files[n] for n in names}
     write(files, args.output_dir)
     print({name: len(rows) for name, rows in files.items()})

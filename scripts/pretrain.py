@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.eos_probe import recall_target
 from llm_recipes.reporting.model_card import write_model_card
 from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report

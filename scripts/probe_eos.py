@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from statistics import fmean as mean
 
-from llm_recipes.config import RecipeError, parse, run, with_seeds
+from llm_recipes.config import parse, run, with_seeds
 from llm_recipes.data import load_records
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.eos_probe import (
     CONDITIONS,
     METRICS,

@@ -22,9 +22,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.config import check_choices, parse, run
 from llm_recipes.corpus.blocks import train_fasttext
 from llm_recipes.data import iter_texts
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 
 SOURCE_KEYS = {"path", "config", "text_key", "limit"}

@@ -18,7 +18,8 @@ import glob
 import json
 import os
 
-from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.config import fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table
 from llm_recipes.reporting.stats import format_interval, t_interval
 from llm_recipes.reporting.sweep import interval_cell

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, RLOOConfig
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
 from llm_recipes.data import load_records, load_sources
+from llm_recipes.errors import RecipeError
 from llm_recipes.generation import generation_check
 from llm_recipes.reporting.report import read_report
 from llm_recipes.training.common import DataArguments, finish_stage, load_model, start_stage, train_and_save

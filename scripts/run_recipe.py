@@ -24,7 +24,8 @@ import time
 
 import yaml
 
-from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.config import fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table
 from llm_recipes.reporting.summary import summarize_stage
 from llm_recipes.runner import completed, find_file, launch, record_config, script_path

@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-from llm_recipes.config import RecipeError, run_plain
+from llm_recipes.config import run_plain
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table
 from llm_recipes.reporting.scaling import (
     GRIDS,

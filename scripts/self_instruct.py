@@ -24,7 +24,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run
+from llm_recipes.config import parse, run
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.self_instruct import (
     BLOCKED,

@@ -21,7 +21,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.config import check_choices, parse, run
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import check_output_dir, clear_report, markdown_table, write_report
 
 

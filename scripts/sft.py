@@ -10,7 +10,7 @@ token (`eos_token`); TRL writes it into the model and generation configs, so the
 Re-running on an output_dir with checkpoints resumes from the last one.
 
 `batch_layout` (padding | padding_free | packed) arranges the same examples per micro-batch three ways, so loss tokens
-per optimizer step are equal across layouts (recipekit/packing.py; recipes/packing-vs-padding); each step's loss
+per optimizer step are equal across layouts (training/packing.py; recipes/packing-vs-padding); each step's loss
 tokens, real tokens and computed tokens go to <output_dir>/layout_steps.jsonl.
 """
 
@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, SFTConfig
 
-from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.config import check_choices, parse, run
 from llm_recipes.data import load_records, load_sources
+from llm_recipes.errors import RecipeError
 from llm_recipes.generation import generation_check
 from llm_recipes.reporting.report import loss_summary
 from llm_recipes.tokenizer import CHATML_PATH

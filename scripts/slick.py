@@ -23,8 +23,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run, with_seeds
+from llm_recipes.config import parse, run, with_seeds
 from llm_recipes.data import load_records
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation import slick
 from llm_recipes.reporting.report import clear_report, markdown_table, write_json_atomic, write_report
 from llm_recipes.training.common import all_checkpoints

@@ -31,7 +31,8 @@ import time
 
 import yaml
 
-from llm_recipes.config import RecipeError, fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.config import fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table, write_json_atomic
 from llm_recipes.reporting.sweep import (
     claim_line,

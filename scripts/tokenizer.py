@@ -15,8 +15,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, check_choices, parse, run
+from llm_recipes.config import check_choices, parse, run
 from llm_recipes.data import iter_texts
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.tokenizer import CHATML_TEMPLATE
 from llm_recipes.tokenizer.metrics import measure, plot_vocab_sweep

@@ -18,7 +18,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from llm_recipes.config import RecipeError, parse, run, with_seeds
+from llm_recipes.config import parse, run, with_seeds
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table, read_report, write_report
 from llm_recipes.reporting.stats import format_interval, t_interval, verdict
 from llm_recipes.runner import git_commit

@@ -8,7 +8,8 @@ import yaml
 from conftest import REPO, run_script
 from datasets import Dataset
 
-from llm_recipes.config import RecipeError, load_recipe, parse
+from llm_recipes.config import load_recipe, parse
+from llm_recipes.errors import RecipeError
 from llm_recipes.scripts import dpo, kto, sft
 from llm_recipes.training.formats import for_kto, for_preference, for_sft
 

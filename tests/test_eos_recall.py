@@ -8,7 +8,8 @@ import os
 import pytest
 from conftest import REPO, run_script
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.eos_probe import boundary_verdicts, probe_prompts, score_probe
 from llm_recipes.scripts import context_recall, make_copy_data, pretrain
 

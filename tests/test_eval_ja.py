@@ -7,7 +7,8 @@ import os
 import pytest
 from conftest import REPO
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation import TASK_DIR
 from llm_recipes.evaluation.tasks import expand_tasks, resolve_tasks
 from llm_recipes.scripts import evaluation as stage

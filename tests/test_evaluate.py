@@ -7,7 +7,7 @@ import shutil
 import pytest
 from conftest import REPO
 
-from llm_recipes.config import RecipeError
+from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.code_eval import humaneval_program, pass_at_k, run_sandboxed
 from llm_recipes.scripts import evaluation as stage
 from llm_recipes.scripts import judge as judge_stage

@@ -12,7 +12,8 @@ import sys
 import pytest
 from conftest import REPO
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 
 PACKAGE = os.path.join(REPO, "src", "llm_recipes")
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from conftest import REPO
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
 from llm_recipes.copy_world import probe_item
+from llm_recipes.errors import RecipeError
 from llm_recipes.scripts import probe_eos, sft, verdict
 from llm_recipes.training.packing import LayoutCollator
 

@@ -127,7 +127,7 @@ def test_recipe_runs_every_arm_with_three_seeds_and_evaluates_and_judges_every_r
 
 
 def test_verdict_shows_reference_figures_beside_measured_ones(tmp_path):
-    from llm_recipes.config import RecipeError
+    from llm_recipes.errors import RecipeError
     from llm_recipes.reporting.report import write_report
 
     arms = {}

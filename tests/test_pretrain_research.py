@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 from llm_recipes.scripts import pretrain, scaling_law
 from llm_recipes.training.blocks import pack
 

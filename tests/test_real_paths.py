@@ -9,7 +9,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.stats import binomial_p_above, proportion_interval, t_interval, verdict
 
 

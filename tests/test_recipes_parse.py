@@ -85,7 +85,7 @@ def test_every_study_has_a_real_japanese_variant_or_is_one():
 
 
 def test_sweep_label_that_disagrees_with_the_point_fails_before_any_run(tmp_path):
-    from llm_recipes.config import RecipeError
+    from llm_recipes.errors import RecipeError
     from llm_recipes.scripts import sweep
 
     spec = {"points": [{"name": "ok", "vars": {"learning_rate": 0.1}, "learning_rate": 0.1},
@@ -165,7 +165,7 @@ def test_a_variant_runs_the_recipe_with_its_keys_in_its_own_run_dir(tmp_path, mo
     recipe.yaml and the known variants, before anything runs."""
     import json
 
-    from llm_recipes.config import RecipeError
+    from llm_recipes.errors import RecipeError
     from llm_recipes.scripts import run_recipe
 
     folder = os.path.join(REPO, "recipes", "packing-vs-padding")

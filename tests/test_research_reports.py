@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from llm_recipes.config import RecipeError
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.sweep import claim_line, evaluate_claim, parse_claims, summarize_points
 
 POINTS = [("base", {"variant": "base"}), ("better", {"variant": "better"}), ("worse", {"variant": "worse"}),

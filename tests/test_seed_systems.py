@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 WIKI = os.path.join(REPO, "data", "jglue-v1.3", "ja_wikipedia_paragraphs.jsonl")

@@ -4,7 +4,7 @@ import json
 import pytest
 from datasets import Dataset
 
-from llm_recipes.config import RecipeError
+from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import read_report, write_report
 from llm_recipes.reporting.stats import binomial_p_above
 from llm_recipes.scripts import pretrain

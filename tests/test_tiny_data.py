@@ -55,7 +55,7 @@ def test_only_writes_just_the_named_files_as_the_full_run_writes_them(generated,
         assert (tmp_path / "some" / name).read_bytes() == (generated / name).read_bytes(), name
     with pytest.raises(SystemExit):
         make_tiny_data.main(["--output_dir", str(tmp_path / "none"), "--only", "docs.jsonl,nope.jsonl"])
-    assert "unknown file(s) nope.jsonl" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert "unknown ['nope.jsonl']" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 def test_eval_answers_spread_evenly_and_distractors_same_kind():

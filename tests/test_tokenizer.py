@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from llm_recipes.config import RecipeError
+from llm_recipes.errors import RecipeError
 from llm_recipes.scripts import expand_vocab
 from llm_recipes.scripts import tokenizer as stage
 

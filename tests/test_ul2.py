@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import REPO, tiny_tokenizer_dir
 
-from llm_recipes.config import RecipeError, load_recipe
+from llm_recipes.config import load_recipe
+from llm_recipes.errors import RecipeError
 from llm_recipes.training.ul2 import (
     MODE_TOKENS,
     SEPARATOR,
