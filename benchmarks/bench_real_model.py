@@ -163,7 +163,8 @@ def main():
     stock = fig["eval"]["stock lm-eval (hf, float32, batch 1)"]
     for e in fig["eval"].values():
         e["same_choice_as_stock"] = agreement(e, stock)
-        e.pop("picks")
+    for e in fig["eval"].values():
+        e.pop("picks")  # after every agreement: stock's picks are needed to the last one
     write(fig, args)
 
 
