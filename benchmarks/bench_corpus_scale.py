@@ -19,8 +19,8 @@ import sys
 import tempfile
 import time
 
+from llm_recipes import tiny_world
 from llm_recipes.reporting.report import markdown_table
-from llm_recipes.scripts import make_tiny_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAGRAPHS = os.path.join(REPO, "data", "jglue-v1.3", "ja_wikipedia_paragraphs.jsonl")
@@ -33,7 +33,7 @@ SPAM = ["激安セール開催中！今すぐクリック！", "副業で月収1
 def generate(n_docs, seed=0):
     rng = random.Random(seed)
     paragraphs = [json.loads(line)["text"] for line in open(PARAGRAPHS, encoding="utf-8")]
-    villages = make_tiny_data.make_world(rng, 60)
+    villages = tiny_world.make_world(rng, 60)
     base = []
     while len(base) < int(n_docs * 0.8):
         kind = rng.random()
@@ -41,7 +41,7 @@ def generate(n_docs, seed=0):
             text = "\n".join(rng.sample(paragraphs, rng.randint(2, 5)))
         elif kind < 0.80:  # a tiny-world page
             v = rng.choice(villages)
-            text = "".join(make_tiny_data.fill(t, rng, v["ja"], "ja") for t in rng.sample(make_tiny_data.JA_FILLERS, 8))
+            text = "".join(tiny_world.fill(t, rng, v["ja"], "ja") for t in rng.sample(tiny_world.JA_FILLERS, 8))
         elif kind < 0.92:  # English
             text = "".join(rng.choice(ENGLISH).format(rng.choice(["apple", "grape", "tea", "rice"])) for _ in range(6))
         else:  # spam

@@ -14,22 +14,22 @@ import random
 import tempfile
 import time
 
+from llm_recipes import tiny_world
 from llm_recipes.reporting.report import markdown_table
-from llm_recipes.scripts import make_tiny_data
 from llm_recipes.scripts import tokenizer as stage
 from llm_recipes.tokenizer.metrics import language_of
 
 
 def generate(n, seed=0):
     rng = random.Random(seed)
-    villages = make_tiny_data.make_world(rng, 200)
+    villages = tiny_world.make_world(rng, 200)
     docs = []
     for _ in range(n):
         v = rng.choice(villages)
         lang = "en" if rng.random() < 0.2 else "ja"
-        pool = make_tiny_data.JA_FILLERS if lang == "ja" else make_tiny_data.EN_FILLERS
+        pool = tiny_world.JA_FILLERS if lang == "ja" else tiny_world.EN_FILLERS
         sep = "" if lang == "ja" else " "
-        docs.append(sep.join(make_tiny_data.fill(t, rng, v[lang], lang) for t in rng.sample(pool, 6)))
+        docs.append(sep.join(tiny_world.fill(t, rng, v[lang], lang) for t in rng.sample(pool, 6)))
     return docs
 
 

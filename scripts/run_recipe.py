@@ -153,7 +153,7 @@ def main(argv=None):
         accelerate_config = find_file(stage.get("accelerate_config", recipe.get("accelerate_config",
                                                                                "configs/cpu.yaml")), args.recipe_dir)
         t0 = time.time()
-        code = launch(script_path(stage["script"]), config_path, args.launcher, accelerate_config,
+        code = launch(script_path(stage["script"], args.recipe_dir), config_path, args.launcher, accelerate_config,
                       env={"LLM_RECIPE": f"{what} (stage {stage['name']})"})
         if code != 0:
             raise RecipeError(f"{where} failed with exit code {code} (its message is above)")

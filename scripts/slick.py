@@ -14,7 +14,7 @@ scripts/sft.py, and `heldout.jsonl` (the held-out split with its categories).
 Track (`runs`; `["<dir>-s{seed}"]` with `seeds: [1, 2, 3]` for a stage recipe.yaml runs once per seed): every
 checkpoint-* of each SFT run answers each eval set zero-shot (greedy, exact match); writes
 <output_dir>/<run>/<eval set>/report.json (accuracy per epoch, final, best and mean over the checkpoints; `base_model`
-adds epoch 0) for scripts/verdict.py, a table and
+adds epoch 0) for research/verdict.py, a table and
 curves.png. Writes report.json last (report.md, PNG before it).
 """
 

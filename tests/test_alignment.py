@@ -154,7 +154,7 @@ def test_lora_dpo_changes_the_adapter_and_leaves_the_base_untouched(model_dir, t
 
 @pytest.mark.slow  # ~20 s: in `make test-slow` (CI), keeping `make test` inside 10 minutes
 def test_data_efficiency_sweep_writes_one_row_per_point(model_dir, tmp_path):
-    result = run_script("scripts/sweep.py", "recipes/dpo-data-efficiency/sweep.yaml", "--output_dir", str(tmp_path),
+    result = run_script("research/sweep.py", "recipes/dpo-data-efficiency/sweep.yaml", "--output_dir", str(tmp_path),
                         "--only", "mixed_20,mixed_100,kto_mixed_100", "--launcher", "python", "--seeds", "0",
                         "--set", f"model_name_or_path={model_dir}", "--set", "max_steps=2",
                         "--set", "num_train_epochs=1")

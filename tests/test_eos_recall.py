@@ -11,28 +11,31 @@ from conftest import REPO, run_script
 from llm_recipes.config import load_recipe
 from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.eos_probe import boundary_verdicts, probe_prompts, score_probe
-from llm_recipes.scripts import context_recall, make_copy_data, pretrain
+from llm_recipes.research import context_recall
+from llm_recipes.runner import script_module
+from llm_recipes.scripts import pretrain
 
 RECIPE = os.path.join(REPO, "recipes", "packing-vs-padding")
+make_data = script_module(os.path.join(RECIPE, "make_data.py"))  # the recipe's own data stage
 TINY_DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")
 
 
 def small_args(output_dir, seed=0):
-    return make_copy_data.CopyDataArguments(output_dir=str(output_dir), tiny_docs=TINY_DOCS, tiny_docs_repeats=1,
+    return make_data.CopyDataArguments(output_dir=str(output_dir), tiny_docs=TINY_DOCS, tiny_docs_repeats=1,
                                             copy_documents=300, recall_eval_examples=40, sft_examples=60,
                                             probe_items=30, seed=seed)
 
 
 def test_copy_data_is_byte_identical_for_a_seed_and_answerable_only_from_context(tmp_path):
-    make_copy_data.main(small_args(tmp_path / "a"))
-    make_copy_data.main(small_args(tmp_path / "b"))
-    make_copy_data.main(small_args(tmp_path / "c", seed=1))
+    make_data.main(small_args(tmp_path / "a"))
+    make_data.main(small_args(tmp_path / "b"))
+    make_data.main(small_args(tmp_path / "c", seed=1))
     names = ["pretrain.jsonl", "recall_eval.jsonl", "sft.jsonl", "probe.jsonl"]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes(), name
     # the recipe's data stage config parses and names the same generator options
-    args = load_recipe(make_copy_data.ARGUMENTS, os.path.join(RECIPE, "data.yaml"))[0]
+    args = load_recipe(make_data.ARGUMENTS, os.path.join(RECIPE, "data.yaml"))[0]
     assert args.copy_documents >= 10000 and args.tiny_docs.endswith("docs.jsonl")
 
     def rows(name):
@@ -57,13 +60,13 @@ def test_copy_data_is_byte_identical_for_a_seed_and_answerable_only_from_context
              r["prompt"].count("という名前") == 2]
     assert len(names) == 60
     # an unanswerable share: passages without a pet, answered わかりません。; the other files stay as they were
-    mixed = make_copy_data.build(dataclasses.replace(small_args(tmp_path), unanswerable_share=0.5))
+    mixed = make_data.build(dataclasses.replace(small_args(tmp_path), unanswerable_share=0.5))
     unanswerable = [r for r in mixed["sft.jsonl"] if r["completion"] == "わかりません。"]
     assert 15 <= len(unanswerable) <= 45 and all(r["answer"] is None and "名前は" not in r["prompt"].split("\n")[0]
                                                  for r in unanswerable)
     assert mixed["probe.jsonl"] == rows("probe.jsonl") and mixed["recall_eval.jsonl"] == rows("recall_eval.jsonl")
     with pytest.raises(RecipeError, match="max_facts: 0 must be between 1 and 6"):
-        make_copy_data.main(make_copy_data.CopyDataArguments(output_dir=str(tmp_path / "d"), max_facts=0))
+        make_data.main(make_data.CopyDataArguments(output_dir=str(tmp_path / "d"), max_facts=0))
     assert not (tmp_path / "d").exists()
 
 
@@ -100,7 +103,7 @@ def test_probe_prompts_put_the_fact_in_the_previous_sample_with_and_without_eos(
 
 def recall_records(tmp_path, n=12):
     path = tmp_path / "recall.jsonl"
-    make_copy_data.write({"recall.jsonl": make_copy_data.build(small_args(tmp_path))["recall_eval.jsonl"][:n]},
+    make_data.write({"recall.jsonl": make_data.build(small_args(tmp_path))["recall_eval.jsonl"][:n]},
                          tmp_path)
     return str(path)
 
@@ -122,7 +125,7 @@ def test_precondition_stops_a_base_model_that_does_not_copy(model_dir, tmp_path)
     (recipe / "gate.yaml").write_text(f"model_name_or_path: {model_dir}\ndataset_name: {data}\n"
                                       "output_dir: \"{run_dir}/precondition\"\nmin_recall: 0.8\n")
     (recipe / "recipe.yaml").write_text(
-        f"run_dir: {tmp_path / 'run'}\nstages:\n  - {{name: precondition, script: scripts/context_recall.py, "
+        f"run_dir: {tmp_path / 'run'}\nstages:\n  - {{name: precondition, script: research/context_recall.py, "
         f"config: gate.yaml}}\n  - {{name: sft_packed, script: scripts/sft.py, config: {RECIPE}/sft.yaml}}\n")
     result = run_script("scripts/run_recipe.py", str(recipe), "--launcher", "python")
     assert result.returncode != 0

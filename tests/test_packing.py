@@ -11,7 +11,8 @@ from conftest import REPO
 from llm_recipes.config import load_recipe
 from llm_recipes.copy_world import probe_item
 from llm_recipes.errors import RecipeError
-from llm_recipes.scripts import probe_eos, sft, verdict
+from llm_recipes.research import probe_eos, verdict
+from llm_recipes.scripts import sft
 from llm_recipes.training.packing import LayoutCollator
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")

@@ -11,17 +11,20 @@ import yaml
 from conftest import REPO
 
 from llm_recipes.config import fill_placeholders, recipe_context, with_seeds
-from llm_recipes.scripts import make_tiny_data, verdict
+from llm_recipes.research import verdict
+from llm_recipes.runner import script_module
+
+prepare = script_module(os.path.join(REPO, "recipes", "tiny", "data", "prepare.py"))  # the tiny world's generator
 
 PIT = os.path.join(REPO, "recipes", "pit")
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 ARMS = {  # arm -> (stage file, data files of each data stage in order; a set = one mixed stage)
-    "cpt": ("arm1_cpt.yaml", ["test_docs"]),
-    "cpt_then_it": ("arm2_cpt_then_it.yaml", ["test_docs", "train_qa"]),
-    "mixed": ("arm3_mixed.yaml", [{"train_docs", "train_qa", "test_docs"}]),
-    "pit": ("arm4_pit.yaml", ["train_open_book", "test_docs"]),
-    "pit_qa_only": ("arm5_pit_qa_only.yaml", ["train_qa", "test_docs"]),
-    "qa_then_docs": ("arm6_qa_then_docs.yaml", ["train_qa", "train_docs", "test_docs"]),
+    "cpt": ("cpt.yaml", ["test_docs"]),
+    "cpt_then_it": ("cpt_then_it.yaml", ["test_docs", "train_qa"]),
+    "mixed": ("mixed.yaml", [{"train_docs", "train_qa", "test_docs"}]),
+    "pit": ("pit.yaml", ["train_open_book", "test_docs"]),
+    "pit_qa_only": ("pit_qa_only.yaml", ["train_qa", "test_docs"]),
+    "qa_then_docs": ("qa_then_docs.yaml", ["train_qa", "train_docs", "test_docs"]),
 }
 
 
@@ -90,7 +93,7 @@ def test_open_book_puts_each_train_document_right_before_its_own_qa_and_test_vil
 
 
 def test_pit_study_data_is_deterministic_and_separate_from_the_other_files():
-    a, b = make_tiny_data.pit_study(0), make_tiny_data.pit_study(0)
+    a, b = prepare.pit_study(0), prepare.pit_study(0)
     assert a == b and set(a) == {f"pit_study_{n}.jsonl" for n in
                                  ("train_docs", "test_docs", "train_qa", "train_open_book", "test_qa")}
     for name, data in a.items():  # what is shipped is what the generator makes (test_tiny_data checks every file)

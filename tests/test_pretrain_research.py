@@ -8,7 +8,8 @@ from conftest import REPO
 
 from llm_recipes.config import load_recipe
 from llm_recipes.errors import RecipeError
-from llm_recipes.scripts import pretrain, scaling_law
+from llm_recipes.research import scaling_law
+from llm_recipes.scripts import pretrain
 from llm_recipes.training.blocks import pack
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Chinchilla's published fit

@@ -1,6 +1,5 @@
 """Every recipe in recipes/ parses with its stage script's dataclasses (an unknown key would fail here)."""
 import glob
-import importlib
 import os
 import re
 
@@ -9,16 +8,16 @@ import yaml
 from conftest import REPO
 
 from llm_recipes.config import fill_placeholders, parse, recipe_context
-from llm_recipes.runner import script_path
+from llm_recipes.runner import script_module, script_path
 
 RECIPES = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "recipe.yaml")))
 SWEEPS = sorted(glob.glob(os.path.join(REPO, "recipes", "*", "sweep*.yaml")))
 STUDIES = ["depth-width-sweep", "arch-ablation", "hparam-sweep", "dpo-data-efficiency", "scaling-law"]
 
 
-def stage_module(script):
-    assert os.path.isfile(script_path(script)), script
-    return importlib.import_module(f"llm_recipes.scripts.{os.path.splitext(os.path.basename(script))[0]}")
+def stage_module(script, folder=None):
+    assert os.path.isfile(script_path(script, folder)), script
+    return script_module(script, folder)
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: os.path.basename(os.path.dirname(p)))
@@ -33,7 +32,7 @@ def test_recipe_stages_parse(recipe, tmp_path):
     run_dir = str(tmp_path / "run")
     context = recipe_context(folder, run_dir)
     for stage in run_recipe.expand_seeds(spec["stages"]):  # a stage with `seeds:` resolves once per seed
-        module = stage_module(stage["script"])
+        module = stage_module(stage["script"], folder)
         path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], {})
         parsed = parse(module.ARGUMENTS, ["--config", path])
         assert len(parsed) == len(module.ARGUMENTS)
@@ -53,12 +52,25 @@ def test_every_stage_yaml_belongs_to_a_recipe():
         assert path.endswith("recipe.yaml") or path in SWEEPS or path in listed, f"{path} is not a stage of its recipe"
 
 
+def test_a_stage_config_is_named_after_its_stage_or_its_script():
+    """`cpt` reads cpt.yaml (or, for a config several arms share with `set:` keys per arm, the script's name: sft.yaml
+    for scripts/sft.py); no third name for the same stage (pit's old `arm1_cpt.yaml`). The stage `evaluate` runs
+    scripts/evaluation.py with evaluate.yaml: a script named evaluate.py would shadow Hugging Face's `evaluate`."""
+    def norm(name):
+        return os.path.splitext(os.path.basename(name))[0].replace("-", "_")
+
+    odd = [(os.path.basename(os.path.dirname(r)), s["name"], s["config"]) for r in RECIPES
+           for s in yaml.safe_load(open(r, encoding="utf-8"))["stages"]
+           if norm(s["config"]) not in {norm(s["name"]), norm(s["script"])}]
+    assert not odd, odd
+
+
 @pytest.mark.parametrize("sweep_file", SWEEPS, ids=lambda p: "/".join(p.split(os.sep)[-2:]))
 def test_every_sweep_point_parses(sweep_file, tmp_path):
     """Every point of every sweep (each with its own script and base recipe) parses; a study's claims name its points
     and it runs at least 3 seeds."""
     from llm_recipes.reporting.sweep import parse_claims
-    from llm_recipes.scripts import sweep
+    from llm_recipes.research import sweep
 
     folder = os.path.dirname(sweep_file)
     context = recipe_context(folder)
@@ -86,7 +98,7 @@ def test_every_study_has_a_real_japanese_variant_or_is_one():
 
 def test_sweep_label_that_disagrees_with_the_point_fails_before_any_run(tmp_path):
     from llm_recipes.errors import RecipeError
-    from llm_recipes.scripts import sweep
+    from llm_recipes.research import sweep
 
     spec = {"points": [{"name": "ok", "vars": {"learning_rate": 0.1}, "learning_rate": 0.1},
                        {"name": "sgd", "vars": {"learning_rate": 3e-3, "optim": "sgd"}, "optim": "sgd",
@@ -221,7 +233,7 @@ def test_seeded_arms_are_listed_once_and_every_run_they_name_is_a_stage_of_the_r
     context = recipe_context(folder, run_dir)
     outputs, readers = [], []
     for stage in run_recipe.expand_seeds(spec["stages"]):
-        module = stage_module(stage["script"])
+        module = stage_module(stage["script"], folder)
         path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], {})
         outputs.append(config["output_dir"])
         (args, *_) = parse(module.ARGUMENTS, ["--config", path])

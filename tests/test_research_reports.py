@@ -72,7 +72,7 @@ def test_a_sweep_run_twice_with_the_same_seeds_gives_identical_per_seed_figures(
                                      "output_dir": str(tmp_path / "a"), "launcher": "python", "seeds": [0, 1],
                                      "points": [{"name": "tiny", "vars": {"layers": 1}}],
                                      "metrics": ["eval_loss", "loss_last", "train_loss"]}))
-    from llm_recipes.scripts import sweep as sweep_script
+    from llm_recipes.research import sweep as sweep_script
 
     sweep_script.main([str(sweep)])  # in this process; each run is a subprocess of the stage script
     capsys.readouterr()
@@ -94,7 +94,7 @@ def test_a_sweep_run_twice_with_the_same_seeds_gives_identical_per_seed_figures(
 
 
 def test_research_tables_are_generated_from_sweep_reports(tmp_path):
-    from llm_recipes.scripts import research_tables
+    from llm_recipes.research import research_tables
 
     rows = rows_for({"base": [2.00, 2.10, 1.95], "better": [1.90, 2.01, 1.84]})
     points = POINTS[:2]
@@ -118,9 +118,9 @@ def test_research_tables_are_generated_from_sweep_reports(tmp_path):
 
 
 def test_research_tables_include_arm_comparisons_run_by_verdict_stages(tmp_path):
-    """A recipe whose stage runs scripts/verdict.py (arms x seeds, as recipes/rho1) lands in the generated table with
+    """A recipe whose stage runs research/verdict.py (arms x seeds, as recipes/rho1) lands in the generated table with
     its computed verdict and the commit that produced it; a comparison not yet run is listed as such."""
-    from llm_recipes.scripts import research_tables, verdict
+    from llm_recipes.research import research_tables, verdict
 
     runs = {}
     for arm, losses in {"plain": [2.0, 2.1, 1.9], "new": [1.8, 1.85, 1.7]}.items():
@@ -133,7 +133,7 @@ def test_research_tables_include_arm_comparisons_run_by_verdict_stages(tmp_path)
     recipe.mkdir(parents=True)
     (recipe / "recipe.yaml").write_text(yaml.safe_dump({
         "run_dir": str(tmp_path / "outputs" / "{recipe_name}"),
-        "stages": [{"name": "verdict", "script": "scripts/verdict.py", "config": "verdict.yaml"}]}))
+        "stages": [{"name": "verdict", "script": "research/verdict.py", "config": "verdict.yaml"}]}))
     spec = {"arms": runs, "output_dir": "{run_dir}/verdict",
             "metrics": [{"name": "held_out_loss", "key": "eval_loss", "higher_is_better": False}],
             "claims": [{"metric": "held_out_loss", "better": "new", "worse": "plain", "name": "new beats plain",
@@ -148,7 +148,7 @@ def test_research_tables_include_arm_comparisons_run_by_verdict_stages(tmp_path)
 
 
 def test_a_recipe_reusing_another_recipes_verdict_file_is_named_by_its_own_folder():
-    from llm_recipes.scripts import research_tables
+    from llm_recipes.research import research_tables
 
     report = {"values": {"m": {"a": [1.0, 2.0], "b": [0.5, 0.7]}}, "commit": "abc", "seeds": 2}
     own = research_tables.verdict_section("x", os.path.join("recipes", "x", "verdict.yaml"), report)

@@ -48,7 +48,7 @@ def _report(folder, **values):
 
 
 def test_verdict_stage_seeds_baseline_and_per_document_lists(tmp_path):
-    from llm_recipes.scripts import verdict as stage
+    from llm_recipes.research import verdict as stage
 
     _report(tmp_path / "base", loss=2.0, per_doc=[1.0, 1.2, 0.9, 1.1])
     _report(tmp_path / "other", loss=9.0, per_doc=[0.5, 0.7, 0.4, 0.6])

@@ -8,6 +8,7 @@ import pytest
 
 from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation import slick
+from llm_recipes.runner import script_module
 
 TEMPLATE, ANSWER = "質問：{question}\n答え：", "{answer}です。"
 
@@ -165,10 +166,10 @@ def test_stage_needs_exactly_one_mode(tmp_path):
 
 def test_track_writes_a_report_per_run_and_eval_set_that_verdict_reads(tmp_path, monkeypatch):
     """Track mode on fake epoch checkpoints (a stub generator per checkpoint): accuracy per epoch, base model as epoch
-    0, one report.json per run and eval set, and scripts/verdict.py computing a claim from them."""
+    0, one report.json per run and eval set, and research/verdict.py computing a claim from them."""
     from llm_recipes.config import load_recipe
+    from llm_recipes.research import verdict
     from llm_recipes.scripts import slick as stage
-    from llm_recipes.scripts import verdict
 
     facts = facts_of(4, "k", ["リンゴ"]) + facts_of(4, "u", ["モモ"])
     path = tmp_path / "train.jsonl"
@@ -212,7 +213,6 @@ def test_track_writes_a_report_per_run_and_eval_set_that_verdict_reads(tmp_path,
 def test_real_scale_variant_validates_offline(tmp_path, capsys):
     """recipes/slick-entityquestions: every stage resolves and parses; the SliCK and SFT stages print their plan with
     --dry_run (a hub model, nothing downloaded)."""
-    import importlib
     import os
 
     import yaml
@@ -225,7 +225,7 @@ def test_real_scale_variant_validates_offline(tmp_path, capsys):
     spec = yaml.safe_load(open(os.path.join(folder, "recipe.yaml"), encoding="utf-8"))
     context = recipe_context(folder, str(tmp_path / "run"))
     for item in run_recipe.expand_seeds(spec["stages"]):  # the SFT stages run once per seed (`seeds:`)
-        module = importlib.import_module(f"llm_recipes.scripts.{os.path.basename(item['script'])[:-3]}")
+        module = script_module(item["script"], folder)
         path, _ = run_recipe.resolve(folder, item, context, recipe_context(folder)["run_dir"], {})
         if module.__name__.endswith(("slick", "sft")):
             module.main(*parse(module.ARGUMENTS, ["--config", path, "--dry_run", "true"]))

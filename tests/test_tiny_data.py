@@ -8,28 +8,31 @@ import os
 import pytest
 from conftest import REPO
 
-from llm_recipes.scripts import make_tiny_data
+from llm_recipes.runner import script_module
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
+prepare = script_module(os.path.join(DATA, "prepare.py"))  # the generator lives next to its data
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """The generator's files (seed 0, as shipped), written once for this module."""
     out = tmp_path_factory.mktemp("tiny_data")
-    make_tiny_data.write(make_tiny_data.build(seed=0), out)
+    prepare.write(prepare.build(seed=0), out)
     return out
 
 
 def test_generator_reproduces_shipped_files(generated):
-    for name in os.listdir(DATA):
+    shipped = [n for n in os.listdir(DATA) if not n.endswith(".py") and n != "__pycache__"]  # all but prepare.py
+    assert sorted(shipped) == sorted(os.listdir(generated))
+    for name in shipped:
         assert (generated / name).read_text(encoding="utf-8") == open(os.path.join(DATA, name), encoding="utf-8").read(), name
 
 
 def test_every_recipe_copy_of_a_tiny_file_is_byte_identical_to_the_generator(generated):
     """Recipes keep copies of the tiny files they read in their own data/ folder (a copied folder runs anywhere);
     a file there named like one of the generator's outputs must be that output byte for byte (refresh one with
-    `python scripts/make_tiny_data.py --output_dir recipes/<recipe>/data --only <file>`). A data/ folder that ships
+    `python recipes/tiny/data/prepare.py --output_dir recipes/<recipe>/data --only <file>`). A data/ folder that ships
     its own build script (data/*.py, e.g. recipes/swallow-smollm2) holds that script's outputs instead."""
     names = set(os.listdir(generated))
     checked = []
@@ -42,19 +45,19 @@ def test_every_recipe_copy_of_a_tiny_file_is_byte_identical_to_the_generator(gen
                 with open(path, "rb") as f:
                     copy = f.read()
                 assert copy == (generated / name).read_bytes(), (
-                    f"{os.path.relpath(path, REPO)} differs from make_tiny_data.py's {name}: run python "
-                    f"scripts/make_tiny_data.py --output_dir {os.path.relpath(root, REPO)} --only {name}")
+                    f"{os.path.relpath(path, REPO)} differs from recipes/tiny/data/prepare.py's {name}: run python "
+                    f"recipes/tiny/data/prepare.py --output_dir {os.path.relpath(root, REPO)} --only {name}")
                 checked.append(path)
     assert any(not p.startswith(DATA + os.sep) for p in checked), "no recipe keeps a copy of a tiny file"
 
 
 def test_only_writes_just_the_named_files_as_the_full_run_writes_them(generated, tmp_path, capsys):
-    make_tiny_data.main(["--output_dir", str(tmp_path / "some"), "--only", "docs.jsonl,truth.json"])
+    prepare.main(["--output_dir", str(tmp_path / "some"), "--only", "docs.jsonl,truth.json"])
     assert sorted(os.listdir(tmp_path / "some")) == ["docs.jsonl", "truth.json"]
     for name in ("docs.jsonl", "truth.json"):
         assert (tmp_path / "some" / name).read_bytes() == (generated / name).read_bytes(), name
     with pytest.raises(SystemExit):
-        make_tiny_data.main(["--output_dir", str(tmp_path / "none"), "--only", "docs.jsonl,nope.jsonl"])
+        prepare.main(["--output_dir", str(tmp_path / "none"), "--only", "docs.jsonl,nope.jsonl"])
     assert "unknown ['nope.jsonl']" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
@@ -62,7 +65,7 @@ def test_eval_answers_spread_evenly_and_distractors_same_kind():
     rows = [json.loads(line) for line in open(os.path.join(DATA, "eval_mc.jsonl"), encoding="utf-8")]
     positions = collections.Counter(r["label"] for r in rows)
     assert set(positions) == {0, 1, 2, 3, 4} and max(positions.values()) - min(positions.values()) <= 1
-    kinds = {kind: {v[0] for v in spec[3]} for kind, spec in make_tiny_data.ATTRIBUTES.items()}
+    kinds = {kind: {v[0] for v in spec[3]} for kind, spec in prepare.ATTRIBUTES.items()}
     for r in rows:
         choices = [r[f"choice{i}"] for i in range(5)]
         assert len(set(choices)) == 5

@@ -160,14 +160,17 @@ def parse(dataclass_types, argv=None):
 
 
 def stage_arguments(stage):
-    """A stage name ('sft'), a stage module or a tuple of dataclasses -> that stage's dataclasses."""
+    """A script name ('sft', 'verdict'), a script module or a tuple of dataclasses -> that stage's dataclasses."""
     if isinstance(stage, str):
-        try:
-            stage = importlib.import_module(f"llm_recipes.scripts.{stage}")
-        except ModuleNotFoundError as e:
-            if e.name != f"llm_recipes.scripts.{stage}":
-                raise
-            raise RecipeError(f"stage '{stage}': no such stage script in llm_recipes.scripts") from None
+        for package in ("llm_recipes.scripts", "llm_recipes.research"):
+            try:
+                stage = importlib.import_module(f"{package}.{stage}")
+                break
+            except ModuleNotFoundError as e:
+                if e.name != f"{package}.{stage}":
+                    raise
+        else:
+            raise RecipeError(f"stage '{stage}': no such script in llm_recipes.scripts or llm_recipes.research")
     return tuple(getattr(stage, "ARGUMENTS", stage))
 
 

@@ -1,7 +1,7 @@
 """Documents that reward reading the context (recipes/packing-vs-padding): people and their pets, with names drawn at
 random from syllables (28^2 = 784 pet names, one token each with the recipe's tokenizer, assigned at random in every
 text), each fact stated once and asked about later in the same text. Nothing can be memorised, so the only way to answer is to copy the name from the context. Used by
-scripts/make_copy_data.py; deterministic given the random.Random passed in.
+recipes/packing-vs-padding/make_data.py; deterministic given the random.Random passed in.
 
 - `copy_document`: pretraining text: 1 to `max_facts` pet facts among tiny-world filler sentences, then a question with
   its answer for every fact;

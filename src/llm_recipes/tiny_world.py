@@ -1,5 +1,5 @@
 """The tiny world's vocabulary and text generators (villages, facts, filler sentences, planted noise, reading
-comprehension), used by scripts/make_tiny_data.py. Deterministic given the random.Random passed in."""
+comprehension), used by recipes/tiny/data/prepare.py. Deterministic given the random.Random passed in."""
 
 SYLLABLES = [("カ", "ka"), ("キ", "ki"), ("ク", "ku"), ("コ", "ko"), ("サ", "sa"), ("シ", "shi"), ("ス", "su"),
              ("ソ", "so"), ("タ", "ta"), ("ト", "to"), ("ナ", "na"), ("ニ", "ni"), ("ノ", "no"), ("ハ", "ha"),
@@ -158,7 +158,7 @@ def reading_comprehension(rng, taken, n_train, n_eval, n_probe):
 
 
 # Web-like low-quality text (navigation boilerplate, SEO spam, shop listings, forum chatter): negatives for the quality
-# classifier (recipes/quality-classifier). Not used by make_tiny_data.py, so the shipped files do not change.
+# classifier (recipes/quality-classifier). Not used by recipes/tiny/data/prepare.py, so the shipped files do not change.
 WEB_KEYWORDS = ["ダイエットサプリ", "格安スマホ", "脱毛サロン", "FX自動売買", "転職エージェント", "ウォーターサーバー",
                 "クレジットカード", "美容液", "ふるさと納税", "プログラミングスクール", "副業", "オンラインカジノ"]
 WEB_LINES = {

@@ -10,7 +10,7 @@ Writes:
 - ja_train.jsonl / ja_dev.jsonl: paragraphs of 49 / 10 articles (continued pretraining / held-out bits per character)
 - en_train.jsonl / en_dev.jsonl: 50 / 10 English articles, en_dev cut to `EN_DEV_CHARS` characters per article
 - sft.jsonl, dpo.jsonl: FLAN-style Japanese instructions over the training articles (no JGLUE labels used):
-  article title, first sentence, next sentence; DPO (other items than SFT's) rejects another article's answer, or
+  article title, a short first sentence, the first year named, the first 「」 term; DPO (other items than SFT's) rejects another article's answer, or
   (every other pair) the right answer run on into another sentence, which rewards stopping at the end of the answer
 - sft_eval.jsonl: the same templates over dev articles (held-out prompts for the EOS check)
 - jcqa_eval.jsonl / jcqa_fewshot.jsonl: 1,119 JCommonsenseQA questions (the size of the official valid split, which
@@ -29,6 +29,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 EN_DEV_CHARS = 3000
 MAX_PAIRS = 1000  # SFT examples, and DPO pairs (from other paragraphs than SFT's)
 SENTENCE = re.compile(r"[^。]*。")
+YEAR = re.compile(r"\d{3,4}年")
+QUOTED = re.compile(r"「([^「」]{2,15})」")
+FIRST_SENTENCE_CHARS = 40  # a first sentence to copy: longer copies loop in a 135M model after 14 CPT steps
+CONTEXT_CHARS = 120  # of a paragraph shown in a prompt (short prompts: more SFT steps in the budget)
 
 
 def read(path):
@@ -63,23 +67,30 @@ def chat(user, reply=None):
 
 
 def instructions(rows, rng):
-    """(template name, prompt text, answer, a wrong answer) per paragraph."""
+    """(template name, prompt text, answer, a wrong answer) per paragraph. Every answer is short and stands in (or
+    names) the context, so a 135M model can learn where it ends; an open-ended "next sentence" task taught it to loop."""
     titles = sorted({r["title"] for r in rows})
+    firsts = {r["title"]: [x for x in sentences(r["text"])[:1] if short(x)] for r in rows}
+    years = sorted({m for r in rows for m in YEAR.findall(r["text"])})
+    terms = sorted({m for r in rows for m in QUOTED.findall(r["text"])})
     out = []
     for r in rows:
         text, title = r["text"], r["title"]
+        context = text[:CONTEXT_CHARS]
         other = rng.choice([t for t in titles if t != title])
-        out.append(("title", f"次の文章はどの記事の一部ですか。記事名だけを答えてください。\n\n{text[:200]}", title, other))
+        out.append(("title", f"次の文章はどの記事の一部ですか。記事名だけを答えてください。\n\n{context}", title, other))
         sents = sentences(text)
-        firsts = [x for r2 in rows if r2["title"] != title for x in sentences(r2["text"])[:1] if short(x)]
-        if sents and short(sents[0]):
-            out.append(("first_sentence", f"次の文章の最初の一文を書き出してください。\n\n{text[:200]}", sents[0],
-                        rng.choice(firsts or ["。"])))
-        pairs = [(a, b) for a, b in zip(sents, sents[1:]) if short(b) and len(a) <= 120]
-        if pairs:
-            before, after = pairs[0]
-            wrong = next((x for x in sents if x not in (before, after) and short(x)), rng.choice(firsts or ["。"]))
-            out.append(("next_sentence", f"次の文に続く一文を書いてください。\n\n{before}", after, wrong))
+        if sents and short(sents[0], FIRST_SENTENCE_CHARS) and len(sents[0]) <= len(context):
+            wrong = rng.choice([x for t, xs in firsts.items() if t != title for x in xs] or ["。"])
+            out.append(("first_sentence", f"次の文章の最初の一文を書き出してください。\n\n{context}", sents[0], wrong))
+        found = YEAR.findall(context)
+        if found:
+            wrong = rng.choice([y for y in years if y not in found])
+            out.append(("first_year", f"次の文章に最初に出てくる年を答えてください。\n\n{context}", found[0], wrong))
+        quoted = QUOTED.findall(context)
+        if quoted:
+            wrong = rng.choice([x for x in terms if x not in quoted])
+            out.append(("quoted", f"次の文章で「」に囲まれた最初の語を答えてください。\n\n{context}", quoted[0], wrong))
     return out
 
 

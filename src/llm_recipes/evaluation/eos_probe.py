@@ -162,7 +162,7 @@ def boundary_verdicts(per_step, reference=None, metric="recall", pair=PAIRS["sam
 
 
 def final_figures(rows):
-    """The last checkpoint's per-condition means and [EOS] gaps of one run (read by scripts/verdict.py)."""
+    """The last checkpoint's per-condition means and [EOS] gaps of one run (read by research/verdict.py)."""
     last = rows[-1][1]
     out = {f"{m}_{c}": mean(last[c][m]) for c in CONDITIONS if c in last for m in METRICS}
     out.update({f"{m}_gap": out[f"{m}_no_eos"] - out[f"{m}_eos"] for m in METRICS}, step=rows[-1][0])
@@ -175,7 +175,7 @@ def plot_probe(per_arm, evals_by_arm, losses, output_dir):
     """The probe stage's figures in output_dir: probe.png (per probe pair, recall and log p(reply) against the SFT
     step per arm, across [EOS] and with a newline instead, mean and 95 % t interval, with the question alone) and
     training.png (train loss per seed, held-out loss and recall per arm, `per_arm` / `evals_by_arm` / `losses` as
-    scripts/probe_eos.py builds them)."""
+    research/probe_eos.py builds them)."""
     from llm_recipes.reporting.plots import subplots
     from llm_recipes.reporting.stats import t_interval
 

@@ -1,7 +1,7 @@
 """Chinchilla scaling law L(N, D) = E + A / N^alpha + B / D^beta: the Huber fit on log L from a grid of L-BFGS starts
 (Besiroglu et al. 2024's correction of approach 3), paired bootstrap intervals, the compute-optimal N and D under
 C = 6 N D, the published laws (Chinchilla, Epoch) to compare with, and the report's plots and comparison text
-(scripts/scaling_law.py)."""
+(research/scaling_law.py)."""
 
 import itertools
 

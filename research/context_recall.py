@@ -1,6 +1,6 @@
 """Precondition stage: does the model read its context? Held-out in-context recall, and a stop when it is too low.
 
-    python scripts/context_recall.py --config recipes/packing-vs-padding/precondition.yaml
+    python research/context_recall.py --config recipes/packing-vs-padding/precondition.yaml
 
 Each held-out record is a passage that states a name once and a question about it (`prompt`), and the reply
 (`completion`, the name + です。) that can only be copied from the passage. Recall = share of records whose reply greedy

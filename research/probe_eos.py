@@ -1,7 +1,7 @@
 """EOS-boundary probe and report for SFT arms that differ in batch layout, each trained with several seeds
 (recipes/packing-vs-padding).
 
-    python scripts/probe_eos.py --config recipes/packing-vs-padding/probe.yaml
+    python research/probe_eos.py --config recipes/packing-vs-padding/probe.yaml
 
 For every checkpoint of every run (and the shared base model as step 0) it asks each probe item's question three ways
 (llm_recipes.evaluation.eos_probe): with the fact in the previous sample and [EOS] between (as a packed row joins
@@ -14,7 +14,7 @@ from which the claim holds at every later checkpoint. With several seeds per arm
 over the items, paired by seed position); with one seed, the probe items.
 With `require_equal_loss_tokens` it fails unless the arms' runs of each seed trained on the same loss tokens (and the
 same examples) at every optimizer step. Writes report.md, report.json (per run: `runs.<run folder>.final`, the last
-checkpoint's figures, which scripts/verdict.py reads), probe.png (recall and log p vs step per arm) and training.png.
+checkpoint's figures, which research/verdict.py reads), probe.png (recall and log p vs step per arm) and training.png.
 """
 
 import json

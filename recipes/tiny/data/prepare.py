@@ -1,10 +1,10 @@
 """Generate the tiny recipe's data: a small fictional "world" and every dataset the pipeline needs.
 
-    python scripts/make_tiny_data.py --output_dir recipes/tiny/data
+    python recipes/tiny/data/prepare.py            # rewrites the files next to it
 
 Deterministic for a given --seed (the files in recipes/tiny/data are its output; a test checks that they match).
 Recipes keep byte-identical copies of the files they use in their own data/ (a test checks every copy); refresh one
-with `python scripts/make_tiny_data.py --output_dir recipes/ja-web/data --only docs.jsonl`.
+with `python recipes/tiny/data/prepare.py --output_dir recipes/ja-web/data --only docs.jsonl`.
 
 The world: fictional villages, each with three attributes (specialty fruit, guardian animal, flag colour).
 - docs.jsonl      Japanese and English documents describing every village, plus planted noise the corpus stage must
@@ -32,6 +32,7 @@ The world: fictional villages, each with three attributes (specialty fruit, guar
 
 import argparse
 import json
+import os
 import random
 import unicodedata
 from pathlib import Path
@@ -228,7 +229,7 @@ def write(files, output_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output_dir", default="recipes/tiny/data")
+    parser.add_argument("--output_dir", default=os.path.dirname(os.path.abspath(__file__)))  # this folder
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, metavar="FILE[,FILE...]",
                         help="write only these files (comma-separated names of the files above), e.g. docs.jsonl")

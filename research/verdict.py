@@ -1,7 +1,7 @@
 """Verdicts from finished runs: collect a metric per arm and seed from stage reports, give per-arm means with t
 intervals, and decide each claim from the seeds paired by position (llm_recipes.reporting.stats.verdict).
 
-    python scripts/verdict.py --config recipes/rho1/verdict.yaml
+    python research/verdict.py --config recipes/rho1/verdict.yaml
 
 `arms`: {arm: [run output_dir per seed, ...]} (seed i of every arm at position i), or {arm: "<dir>-s{seed}"} with
 `seeds: [1, 2, 3]` for a stage recipe.yaml runs once per seed; an arm with one run (a base model, say) is the same

@@ -2,7 +2,7 @@
 run), bootstrap the fit for intervals, and report the compute-optimal model size and tokens per parameter for FLOP
 budgets (C = 6 N D) beside Chinchilla's and Epoch AI's published laws.
 
-    python scripts/scaling_law.py outputs/scaling-law/sweep/results.jsonl --n_key non_embedding_parameters \
+    python research/scaling_law.py outputs/scaling-law/sweep/results.jsonl --n_key non_embedding_parameters \
         --bootstrap 200 --budget 1e21
 
 As Besiroglu et al. (2024) corrected Chinchilla's approach 3: minimise the Huber loss (delta 1e-3) between log L and the

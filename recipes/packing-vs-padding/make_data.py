@@ -1,6 +1,6 @@
 """Data-prep stage of recipes/packing-vs-padding: text that rewards reading the context, generated at run time.
 
-    python scripts/make_copy_data.py --config recipes/packing-vs-padding/data.yaml
+    python recipes/packing-vs-padding/make_data.py --config recipes/packing-vs-padding/data.yaml
 
 Writes to output_dir (deterministic for a seed; src/llm_recipes/copy_world.py has the generators):
 - pretrain.jsonl      copy documents (1 to `max_facts` pets with names from random syllables, stated once, asked later

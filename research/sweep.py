@@ -3,7 +3,7 @@ launch` or plain python) with its own resolved config; per-seed results go to re
 intervals to a table and a plot with error bars, and each claim of the sweep file gets a verdict computed from the
 paired seeds.
 
-    python scripts/sweep.py recipes/dpo-data-efficiency/sweep.yaml [--output_dir DIR] [--seeds 0,1,2] [--set key=value]
+    python research/sweep.py recipes/dpo-data-efficiency/sweep.yaml [--output_dir DIR] [--seeds 0,1,2] [--set key=value]
 
 Sweep file keys: `script`, `base_config` (a stage recipe, relative to the sweep file), `output_dir`,
 `accelerate_config`, `launcher` (accelerate | python: the default for --launcher), `grid` ({recipe key: [values]},
@@ -14,7 +14,7 @@ only label the point in the results; `script` / `base_config` let one point run 
 seen and wall time are always collected where the stage reports them), `plot` ({kind: line | heatmap | bar, x, y,
 value, group, logx}), `claims` ([{name, source, better, worse, metric, higher_is_better}]: better / worse name a
 point or a mapping of its labels; the verdict is stats.verdict over the per-seed differences, paired by seed) and
-`scaling_law` ({n_key, d_key, loss_key, bootstrap, budget}: fit scripts/scaling_law.py to the per-seed rows).
+`scaling_law` ({n_key, d_key, loss_key, bootstrap, budget}: fit research/scaling_law.py to the per-seed rows).
 Paths may use the recipe folder's placeholders ({recipe_dir}, {run_dir}). A run whose report.json records the same
 resolved configuration is complete and skipped; one that records another configuration stops the sweep with the
 changed keys named (--force re-runs it). The sweep writes results.jsonl, summary.jsonl, sweep.json (points, claims,
@@ -100,7 +100,7 @@ def get_path(report, dotted):
 
 
 def fit_section(spec, out):
-    """scripts/scaling_law.py on the per-seed rows, as the sweep file's `scaling_law:` asks (its own process, as the
+    """research/scaling_law.py on the per-seed rows, as the sweep file's `scaling_law:` asks (its own process, as the
     stage scripts run)."""
     fit = spec["scaling_law"]
     argv = [sys.executable, script_path("scaling_law"), os.path.join(out, "results.jsonl")]
