@@ -25,7 +25,7 @@ import yaml
 from llm_recipes.errors import RecipeError
 
 __all__ = ["RecipeError", "check_choices", "load_recipe", "load_yaml", "parse", "recipe_dict", "run", "run_plain",
-           "stage_arguments"]
+           "stage_arguments", "walk"]
 
 
 def load_yaml(path):
@@ -42,25 +42,34 @@ def load_yaml(path):
 PLACEHOLDER = re.compile(r"\{(recipe_dir|recipe_name|run_dir|seed)\}")
 
 
+def walk(value, leaf):
+    """`value` with every leaf (anything but a list or a mapping) replaced by `leaf(leaf_value)`, lists and dicts
+    rebuilt around them: the one walker over recipe values (placeholders, moved run_dirs, a run's JSON record)."""
+    if isinstance(value, list):
+        return [walk(v, leaf) for v in value]
+    if isinstance(value, Mapping):
+        return {k: walk(v, leaf) for k, v in value.items()}
+    return leaf(value)
+
+
 def fill_placeholders(value, context, where):
     """Replace {recipe_dir} / {recipe_name} / {run_dir} in every string of a recipe (lists and dicts included), and
     {seed} in a stage that runs once per seed (`seeds:` in recipe.yaml); elsewhere {seed} stays for the stage to
     expand over its `seeds` (with_seeds)."""
-    if isinstance(value, str):
-        def sub(match):
-            if match.group(1) == "seed" and "seed" not in context:
-                return match.group(0)
-            if match.group(1) not in context:
-                raise RecipeError(f"{where}: '{{{match.group(1)}}}' needs a recipe folder (a YAML file next to a "
-                                  f"recipe.yaml with run_dir); give a path instead")
-            return context[match.group(1)]
-        filled = PLACEHOLDER.sub(sub, value)
-        return os.path.normpath(filled) if filled != value and PLACEHOLDER.match(value) else filled  # a path
-    if isinstance(value, list):
-        return [fill_placeholders(v, context, where) for v in value]
-    if isinstance(value, Mapping):
-        return {k: fill_placeholders(v, context, where) for k, v in value.items()}
-    return value
+    def sub(match):
+        if match.group(1) == "seed" and "seed" not in context:
+            return match.group(0)
+        if match.group(1) not in context:
+            raise RecipeError(f"{where}: '{{{match.group(1)}}}' needs a recipe folder (a YAML file next to a "
+                              f"recipe.yaml with run_dir); give a path instead")
+        return context[match.group(1)]
+
+    def fill(text):
+        if not isinstance(text, str):
+            return text
+        filled = PLACEHOLDER.sub(sub, text)
+        return os.path.normpath(filled) if filled != text and PLACEHOLDER.match(text) else filled  # a path
+    return walk(value, fill)
 
 
 def with_seeds(value, seeds):
