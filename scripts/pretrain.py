@@ -88,12 +88,14 @@ class PretrainArguments:
         default=None, metadata={"help": "choose hidden_size for this budget at the given depth (depth x width)"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2 | ..."})
     peak_tflops: float | None = field(default=None, metadata={
-        "help": "per-device peak for MFU (default: a GPU's datasheet bf16 peak, or this CPU's measured matmul peak)"})
+        "result": False, "help": "per-device peak for MFU (default: a GPU's datasheet bf16 peak, or this CPU's measured matmul peak)"})
     match_characters: str | None = field(default=None, metadata={
         "help": "a finished pretrain output_dir: train until as many characters as it saw (equal-text arms with "
                 "different tokenizers); overrides max_steps"})
-    dry_run: bool = field(default=False, metadata={"help": "build on the meta device, print shapes; train nothing"})
-    allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
+    dry_run: bool = field(default=False, metadata={
+        "result": False, "help": "build on the meta device, print shapes; train nothing"})
+    allow_pickle_weights: bool = field(default=False, metadata={
+        "result": False, "help": "load *.bin weights (can run code)"})
     token_selection: dict | None = field(default=None, metadata={
         "help": "Rho-1 selective LM: {reference_model: dir, ratio: share of tokens (top excess loss) in the loss}"})
     stop_at_recall: dict | None = field(default=None, metadata={

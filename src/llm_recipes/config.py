@@ -11,6 +11,7 @@ and `{run_dir}` (the folder's recipe.yaml `run_dir`), so a copied folder (`cp -r
 its own data and writes its own outputs.
 """
 
+import copy
 import difflib
 import importlib
 import logging
@@ -19,6 +20,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import fields
+from types import MappingProxyType
 
 import yaml
 
@@ -143,10 +145,27 @@ def _apply_env(config):
         os.environ[str(key)] = str(value)
 
 
-def parse(dataclass_types, argv=None):
-    """Command line `--config file.yaml [--key value ...]` -> dataclass instances (flags win over the file)."""
+OWN_METADATA = ("result",)  # field metadata keys of ours (run_identity reads `result`), not argparse keyword arguments
+
+
+def argument_parser(dataclass_types):
+    """transformers' HfArgumentParser for these dataclasses. It hands every key of a field's metadata to argparse, so
+    the keys that are ours (OWN_METADATA) are left out of the copy it sees."""
     from transformers import HfArgumentParser
 
+    class Parser(HfArgumentParser):
+        @staticmethod
+        def _parse_dataclass_field(parser, field):
+            if any(key in field.metadata for key in OWN_METADATA):
+                field = copy.copy(field)
+                field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k not in OWN_METADATA})
+            HfArgumentParser._parse_dataclass_field(parser, field)
+
+    return Parser(dataclass_types)
+
+
+def parse(dataclass_types, argv=None):
+    """Command line `--config file.yaml [--key value ...]` -> dataclass instances (flags win over the file)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     config = {}
     if "--config" in argv:
@@ -156,7 +175,7 @@ def parse(dataclass_types, argv=None):
         config = check_config_file(argv[i + 1], dataclass_types)
         del argv[i:i + 2]
     _apply_env(config)
-    parser = HfArgumentParser(dataclass_types)
+    parser = argument_parser(dataclass_types)
     defaults = {**machine_defaults(dataclass_types), **config}
     for action in parser._actions:  # a key the file sets is no longer required on the command line
         if action.dest in defaults:
@@ -184,8 +203,6 @@ def load_recipe(stage, recipe=None, **overrides):
     """From Python (notebooks, tests): a stage's dataclasses from a YAML path or a dict, with keyword overrides.
     Values keep their Python types (lists of dicts, nested dicts); nothing goes through argv. An override replaces
     the recipe's value for that key."""
-    from transformers import HfArgumentParser
-
     types = stage_arguments(stage)
     if recipe is None:
         config = {}
@@ -197,7 +214,7 @@ def load_recipe(stage, recipe=None, **overrides):
     config = {**machine_defaults(types), **config, **overrides}
     _apply_env(config)
     try:
-        return tuple(HfArgumentParser(types).parse_dict(config))
+        return tuple(argument_parser(types).parse_dict(config))
     except TypeError as e:  # a required key is missing
         missing = str(e).split("missing", 1)[-1].strip()
         raise RecipeError(f"recipe: missing required key(s) {missing}") from None

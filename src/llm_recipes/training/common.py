@@ -14,7 +14,8 @@ from llm_recipes.errors import RecipeError
 
 @dataclasses.dataclass
 class DataArguments:
-    """The data and safety options every TRL stage (sft, dpo, kto, ...) shares; a stage's dataclass extends it."""
+    """The data and safety options every TRL stage (sft, dpo, kto, ...) shares; a stage's dataclass extends it. A field
+    with `"result": False` in its metadata does not change what a run computes (run_identity leaves it out)."""
 
     dataset_name: str | None = dataclasses.field(default=None, metadata={
         "help": "local JSONL/Parquet file or folder, or a hub dataset id"})
@@ -26,33 +27,39 @@ class DataArguments:
     on_bad_record: str = dataclasses.field(default="error", metadata={
         "help": "error | drop (counted, with an example)"})
     allow_pickle_weights: bool = dataclasses.field(default=False, metadata={
-        "help": "load *.bin weights (can run code)"})
+        "result": False, "help": "load *.bin weights (can run code)"})
     dry_run: bool = dataclasses.field(default=False, metadata={
-        "help": "check the recipe and print the plan; load nothing"})
+        "result": False, "help": "check the recipe and print the plan; load nothing"})
 
 
-# Options that do not change what a run computes: where it writes, how often it logs or saves, how it is watched.
-# Every other option of a stage's dataclasses is part of its run identity (run_identity).
-NON_RESULT_KEYS = {
+# Options of the library dataclasses we do not own (transformers' TrainingArguments, TRL's configs and ModelConfig)
+# that do not change what a run computes: where a run writes, how often it logs, saves or evaluates, how it is
+# watched or uploaded. (save_safetensors: TrainingArguments before transformers 5.) Our own dataclasses say it in the
+# field instead: `field(..., metadata={"result": False, ...})`. Every other option is part of the run identity.
+LIBRARY_NON_RESULT_KEYS = {
     "output_dir", "logging_steps", "logging_first_step", "logging_strategy", "logging_nan_inf_filter", "log_level",
     "log_level_replica", "log_on_each_node", "disable_tqdm", "save_steps", "save_strategy", "save_total_limit",
     "save_only_model", "save_on_each_node", "save_safetensors", "report_to", "run_name", "project",
     "trackio_space_id", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo",
     "hub_always_push", "hub_revision", "eval_strategy", "eval_steps", "eval_delay", "eval_on_start",
     "per_device_eval_batch_size", "dataloader_num_workers", "dataloader_persistent_workers",
-    "dataloader_prefetch_factor", "resume_from_checkpoint", "local_rank", "ddp_timeout", "dry_run",
-    "allow_pickle_weights", "peak_tflops", "merge_adapter", "generation_eval_dataset", "judge_questions",
-    "judge_model_name_or_path", "judge_api_base", "judge_api_model", "model_card",
+    "dataloader_prefetch_factor", "resume_from_checkpoint", "local_rank", "ddp_timeout",
 }
 
 
+def changes_result(f):
+    """Whether a dataclass field changes what a run computes: its metadata's `result` (our dataclasses), else not
+    one of LIBRARY_NON_RESULT_KEYS."""
+    return f.metadata.get("result", f.name not in LIBRARY_NON_RESULT_KEYS)
+
+
 def run_identity(*configs, ignore=()):
-    """Every option that changes what a training run computes (all dataclass fields but NON_RESULT_KEYS), as JSON
-    values: resuming an output_dir is allowed only when this is unchanged (a new learning rate is a new run)."""
+    """Every option that changes what a training run computes (the init fields for which changes_result holds), as
+    JSON values: resuming an output_dir is allowed only when this is unchanged (a new learning rate is a new run)."""
     identity = {}
     for config in configs:
         for f in dataclasses.fields(config):
-            if f.init and f.name not in NON_RESULT_KEYS and f.name not in ignore:
+            if f.init and changes_result(f) and f.name not in ignore:
                 identity[f.name] = getattr(config, f.name)
     return json.loads(json.dumps(identity, default=str, sort_keys=True))
 
