@@ -35,16 +35,20 @@ from llm_recipes.training.formats import for_preference
 @dataclass
 class DPOScriptArguments(DataArguments):
     eval_dataset_name: str | None = field(default=None, metadata={"help": "held-out pairs for reward accuracy"})
-    generation_eval_dataset: str | None = field(default=None, metadata={"help": "held-out prompts, as in sft.py"})
+    generation_eval_dataset: str | None = field(default=None, metadata={
+        "result": False, "help": "held-out prompts, as in sft.py"})
     max_new_tokens: int = 16
     judge_questions: str | None = field(default=None, metadata={
-        "help": "FastChat question JSONL: after training, the pairwise judge (positions swapped) compares this model's "
+        "result": False, "help": "FastChat question JSONL: after training, the pairwise judge (positions swapped) compares this model's "
                 "answers with the starting model's; report win_rate_vs_start (win + tie/2)"})
-    judge_model_name_or_path: str | None = field(default=None, metadata={"help": "local judge model directory"})
-    judge_api_base: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint (opt-in)"})
-    judge_api_model: str | None = None
+    judge_model_name_or_path: str | None = field(default=None, metadata={
+        "result": False, "help": "local judge model directory"})
+    judge_api_base: str | None = field(default=None, metadata={
+        "result": False, "help": "OpenAI-compatible endpoint (opt-in)"})
+    judge_api_model: str | None = field(default=None, metadata={"result": False})
     judge_max_new_tokens: int = 64
-    merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
+    merge_adapter: bool = field(default=False, metadata={
+        "result": False, "help": "LoRA: also save the merged model to <output>/merged"})
 
 
 ARGUMENTS = (DPOScriptArguments, DPOConfig, ModelConfig)  # the dataclasses a recipe file for this stage fills

@@ -23,17 +23,9 @@ from transformers import TrainingArguments
 from llm_recipes.config import parse, run
 from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation.eos_probe import recall_target
-from llm_recipes.reporting.model_card import write_model_card
-from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report
+from llm_recipes.reporting.report import loss_summary, read_report
 from llm_recipes.training.blocks import characters_per_token, stage_blocks
-from llm_recipes.training.common import (
-    NaNGuard,
-    hub_push_target,
-    last_checkpoint,
-    push_to_hub,
-    require_model_dir,
-    run_identity,
-)
+from llm_recipes.training.common import claim_output_dir, finish_stage, require_model_dir, start_stage, train_resuming
 from llm_recipes.training.modeling import (
     ThroughputCallback,
     count_parameters,
@@ -88,12 +80,14 @@ class PretrainArguments:
         default=None, metadata={"help": "choose hidden_size for this budget at the given depth (depth x width)"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager | flash_attention_2 | ..."})
     peak_tflops: float | None = field(default=None, metadata={
-        "help": "per-device peak for MFU (default: a GPU's datasheet bf16 peak, or this CPU's measured matmul peak)"})
+        "result": False, "help": "per-device peak for MFU (default: a GPU's datasheet bf16 peak, or this CPU's measured matmul peak)"})
     match_characters: str | None = field(default=None, metadata={
         "help": "a finished pretrain output_dir: train until as many characters as it saw (equal-text arms with "
                 "different tokenizers); overrides max_steps"})
-    dry_run: bool = field(default=False, metadata={"help": "build on the meta device, print shapes; train nothing"})
-    allow_pickle_weights: bool = field(default=False, metadata={"help": "load *.bin weights (can run code)"})
+    dry_run: bool = field(default=False, metadata={
+        "result": False, "help": "build on the meta device, print shapes; train nothing"})
+    allow_pickle_weights: bool = field(default=False, metadata={
+        "result": False, "help": "load *.bin weights (can run code)"})
     token_selection: dict | None = field(default=None, metadata={
         "help": "Rho-1 selective LM: {reference_model: dir, ratio: share of tokens (top excess loss) in the loss}"})
     stop_at_recall: dict | None = field(default=None, metadata={
@@ -110,7 +104,28 @@ class PretrainArguments:
 ARGUMENTS = (PretrainArguments, TrainingArguments)  # the dataclasses a recipe file for this stage fills
 
 
+def load_tokenizer(args):
+    """The tokenizer stage's output; a dry run without it on disk needs only vocab_size."""
+    from transformers import AutoTokenizer
+
+    if args.dry_run and not os.path.isdir(args.tokenizer_name_or_path):
+        if not args.vocab_size:
+            raise RecipeError("vocab_size: needed for --dry_run when the tokenizer is not on disk")
+        return VocabOnly(args.vocab_size)
+    return AutoTokenizer.from_pretrained(
+        require_model_dir(args.tokenizer_name_or_path, "tokenizer_name_or_path", "tokenizer_config.json"))
+
+
+def matched_characters(folder):
+    seen = (read_report(folder) or {}).get("characters_seen")
+    if not isinstance(seen, (int, float)):
+        raise RecipeError(f"match_characters: {folder} has no finished pretraining report with characters_seen")
+    return seen
+
+
 def train_stage(args, training_args, tokenizer, model, stage, output_dir, peak):
+    """One data stage from the current weights: its blocks and steps (max_steps, max_tokens or match_characters), the
+    trainer of the objective (causal, Rho-1, UL2), trained by the shared train_resuming in output_dir."""
     from transformers import default_data_collator
 
     block_size = stage.get("block_size", args.block_size)
@@ -124,16 +139,13 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir, peak):
         max_steps = math.ceil(matched_characters(args.match_characters) / (chars_per_token * tokens_per_step))
         print(f"match_characters: {max_steps} steps of {tokens_per_step} tokens at {chars_per_token:.3f} "
               f"characters per token")
-    stage_args = stage_training_args(training_args, output_dir, max_steps)
     counts = count_parameters(model)
     layers = getattr(model.config, "num_hidden_layers", 1)
     hidden = getattr(model.config, "hidden_size", 0)
     throughput = ThroughputCallback(tokens_per_step, flops_per_token(counts["active_non_embedding_parameters"], layers,
                                                                      hidden, block_size), peak,
                                     training_args.world_size, head_flops_per_token(model))
-    guard = NaNGuard()
-    callbacks = [guard, throughput] + ([recall_target(args.stop_at_recall, tokenizer)] if args.stop_at_recall else [])
-    checkpoint = last_checkpoint(output_dir)
+    callbacks = [throughput] + ([recall_target(args.stop_at_recall, tokenizer)] if args.stop_at_recall else [])
     selection = {}
     if args.token_selection:  # Rho-1: a reference model scores every token; the loss keeps the top `ratio` share
         from transformers import AutoModelForCausalLM
@@ -143,36 +155,17 @@ def train_stage(args, training_args, tokenizer, model, stage, output_dir, peak):
                      "ratio": args.token_selection["ratio"]}
     collator = UL2Collator(tokenizer, args.ul2_denoisers, block_size, training_args.seed,
                            training_args.process_index) if args.ul2_denoisers else default_data_collator
-    trainer = (SelectiveTrainer if selection else UL2Trainer if args.ul2_denoisers else BlockTrainer)(
-        model=model, args=stage_args, train_dataset=train, eval_dataset=held_out, data_collator=collator,
-        processing_class=tokenizer, callbacks=callbacks, **selection)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    guard.check(output_dir)
+    trainer, result, checkpoint = train_resuming(
+        SelectiveTrainer if selection else UL2Trainer if args.ul2_denoisers else BlockTrainer,
+        stage_training_args(training_args, output_dir, max_steps), callbacks, model=model, train_dataset=train,
+        eval_dataset=held_out, data_collator=collator, processing_class=tokenizer, **selection)
     seen = {"tokens_seen": result.global_step * tokens_per_step, "characters_per_token": chars_per_token}  # every
-    return trainer, result, checkpoint, {**throughput.last, **seen}, len(train), callbacks[2:]  # step, not the last log
-
-
-def matched_characters(folder):
-    from llm_recipes.reporting.report import read_report
-
-    seen = (read_report(folder) or {}).get("characters_seen")
-    if not isinstance(seen, (int, float)):
-        raise RecipeError(f"match_characters: {folder} has no finished pretraining report with characters_seen")
-    return seen
+    return trainer, result, checkpoint, {**throughput.last, **seen}, len(train), callbacks[1:]  # step, not the last log
 
 
 def main(args: PretrainArguments, training_args: TrainingArguments):
-    from transformers import AutoTokenizer, set_seed
-
     start = time.time()
-    set_seed(training_args.seed)
-    if args.dry_run and not os.path.isdir(args.tokenizer_name_or_path):
-        if not args.vocab_size:
-            raise RecipeError("vocab_size: needed for --dry_run when the tokenizer is not on disk")
-        tokenizer = VocabOnly(args.vocab_size)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(
-            require_model_dir(args.tokenizer_name_or_path, "tokenizer_name_or_path", "tokenizer_config.json"))
+    tokenizer = load_tokenizer(args)
     if args.target_non_embedding_parameters and not args.model_name_or_path:
         fit_hidden_size(args, tokenizer, args.target_non_embedding_parameters, multiple=args.num_attention_heads * 2)
     check_shape(args)
@@ -180,10 +173,8 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     if args.ul2_denoisers and not isinstance(tokenizer, VocabOnly):  # mode tokens, separator, sentinels
         add_missing_tokens(tokenizer, required_tokens(args.ul2_denoisers, max(
             [args.block_size] + [s.get("block_size", args.block_size) for s in args.data_stages or []])))
-    push = hub_push_target(training_args)  # no token: stop now, not after training
-    if args.dry_run:
-        print(f"push to hub: {push or 'no'}")
-        return print_plan(args, training_args, tokenizer)
+    if not start_stage(args, training_args, describe=lambda push: f"push to hub: {push or 'no'}"):
+        return print_plan(args, training_args, tokenizer)  # a dry run: shapes on the meta device, data-stage plan
     if training_args.torch_compile and not training_args.dataloader_drop_last:
         print("note: torch_compile with a short last batch recompiles for dynamic shapes (measured 0.64x instead of "
               "1.06x on CPU); set dataloader_drop_last: true")
@@ -193,13 +184,12 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
     print(f"model: {counts['parameters'] / 1e6:.2f}M parameters ({counts['non_embedding_parameters'] / 1e6:.2f}M "
           f"without embeddings); {len(stages)} data stage(s)")
     same_as_before = ("objective",) if args.objective == "causal" else ()  # runs from before the key still resume
-    check_output_dir(training_args.output_dir, run_identity(args, training_args, ignore=same_as_before))
-    clear_report(training_args.output_dir)
+    claim_output_dir((args, training_args), ignore=same_as_before)
     if args.match_characters and len(stages) > 1:
         raise RecipeError("match_characters: needs a single data stage")
     peak, peak_source = device_peak_tflops(args.peak_tflops, training_args.bf16)
     history, steps, tokens, characters, resumed = [], 0, 0, 0.0, None
-    for i, stage in enumerate(stages):
+    for i, stage in enumerate(stages):  # the data curriculum: each stage trains on from the previous one's weights
         out = training_args.output_dir if len(stages) == 1 else os.path.join(training_args.output_dir, f"stage_{i}")
         trainer, result, checkpoint, throughput, n_blocks, targets = train_stage(args, training_args, tokenizer,
                                                                                  model, stage, out, peak)
@@ -210,30 +200,23 @@ def main(args: PretrainArguments, training_args: TrainingArguments):
         characters += throughput.get("tokens_seen", 0) * throughput["characters_per_token"]
     eval_loss = trainer.evaluate()["eval_loss"]
     trainer.save_model(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        config = trainer.model.config  # the trained model's real shape (a loaded model's, not the defaults)
-        metrics = {**counts, "architecture": config.model_type, "num_hidden_layers": config.num_hidden_layers,
-                   "hidden_size": config.hidden_size, "vocab_size": config.vocab_size, "train_blocks": n_blocks,
-                   "block_size": args.block_size, "steps": steps, "tokens_seen": tokens,
-                   "characters_seen": round(characters), "resumed_from": resumed,
-                   "world_size": training_args.world_size, "train_loss": result.training_loss,
-                   **loss_summary(history), "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50)),
-                   **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady",
-                                                       "flops_per_token", "head_flops_per_token", "mfu",
-                                                       "mfu_steady", "characters_per_token")},
-                   "peak_tflops": peak, "peak_source": peak_source, "bf16": training_args.bf16,
-                   **selection_summary(args, training_args.output_dir),
-                   **ul2_summary(args.ul2_denoisers, trainer.data_collator),
-                   **({"recall_target_reached_at": targets[0].reached, "recall_history": targets[0].history}
-                      if targets else {})}
-        print(markdown_table(["metric", "value"], list(metrics.items())))
-        data = [args.dataset_name, *(s.get("dataset_name") or src["path"] for s in args.data_stages or []
-                                     for src in (s.get("datasets") or [s]))]
-        write_model_card(training_args.output_dir, "pretrain", metrics, (args, training_args), args.model_name_or_path,
-                         data)
-        report = write_report(training_args.output_dir, "pretrain", metrics, wall_time_s=time.time() - start)
-        push_to_hub(trainer)
-        return report
+    if not trainer.is_world_process_zero():
+        return None
+    config = trainer.model.config  # the trained model's real shape (a loaded model's, not the defaults)
+    metrics = {**counts, "architecture": config.model_type, "num_hidden_layers": config.num_hidden_layers,
+               "hidden_size": config.hidden_size, "vocab_size": config.vocab_size, "train_blocks": n_blocks,
+               "block_size": args.block_size, "steps": steps, "tokens_seen": tokens,
+               "characters_seen": round(characters), "resumed_from": resumed, "world_size": training_args.world_size,
+               "train_loss": result.training_loss, **loss_summary(history), "eval_loss": eval_loss,
+               "eval_perplexity": math.exp(min(eval_loss, 50)),
+               **{k: throughput.get(k) for k in ("tokens_per_second", "tokens_per_second_steady", "flops_per_token",
+                                                   "head_flops_per_token", "mfu", "mfu_steady", "characters_per_token")},
+               "peak_tflops": peak, "peak_source": peak_source, "bf16": training_args.bf16,
+               **selection_summary(args, training_args.output_dir),
+               **ul2_summary(args.ul2_denoisers, trainer.data_collator),
+               **({"recall_target_reached_at": targets[0].reached, "recall_history": targets[0].history}
+                  if targets else {})}
+    return finish_stage("pretrain", trainer, metrics, args, training_args, start=start)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ class RewardScriptArguments(DataArguments):
     eval_dataset_name: str | None = field(default=None, metadata={"help": "held-out pairs for pairwise accuracy"})
     eval_dataset_split: str = "train"
     merge_adapter: bool = field(default=True, metadata={
-        "help": "LoRA: also save the merged model to <output>/merged (a plain model the RL and RSO stages load)"})
+        "result": False, "help": "LoRA: also save the merged model to <output>/merged (a plain model the RL and RSO stages load)"})
 
 
 ARGUMENTS = (RewardScriptArguments, RewardConfig, ModelConfig)  # the dataclasses a recipe file for this stage fills

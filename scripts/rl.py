@@ -42,9 +42,11 @@ class RLScriptArguments(DataArguments):
     eval_dataset_name: str | None = field(default=None, metadata={
         "help": "held-out prompts: reward and KL to the SFT model before and after training"})
     eval_dataset_split: str = "train"
-    generation_eval_dataset: str | None = field(default=None, metadata={"help": "held-out prompts, as in sft.py"})
+    generation_eval_dataset: str | None = field(default=None, metadata={
+        "result": False, "help": "held-out prompts, as in sft.py"})
     max_new_tokens: int = 16
-    merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
+    merge_adapter: bool = field(default=False, metadata={
+        "result": False, "help": "LoRA: also save the merged model to <output>/merged"})
 
 
 ARGUMENTS = (RLScriptArguments, RLOOConfig, ModelConfig)  # the dataclasses a recipe file for this stage fills

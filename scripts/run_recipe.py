@@ -24,7 +24,7 @@ import time
 
 import yaml
 
-from llm_recipes.config import fill_placeholders, load_yaml, recipe_context, run_plain
+from llm_recipes.config import fill_placeholders, load_yaml, recipe_context, run_plain, walk
 from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table
 from llm_recipes.reporting.summary import summarize_stage
@@ -33,13 +33,11 @@ from llm_recipes.runner import completed, find_file, launch, record_config, scri
 
 def move_run_dir(value, old, new):
     """Rewrite every path under the recipe's literal run_dir to the new run_dir (strings, lists and dicts alike)."""
-    if isinstance(value, str) and (value == old or value.startswith(old.rstrip("/") + "/")):
-        return new.rstrip("/") + value[len(old.rstrip("/")):]
-    if isinstance(value, list):
-        return [move_run_dir(v, old, new) for v in value]
-    if isinstance(value, dict):
-        return {k: move_run_dir(v, old, new) for k, v in value.items()}
-    return value
+    def move(v):
+        if isinstance(v, str) and (v == old or v.startswith(old.rstrip("/") + "/")):
+            return new.rstrip("/") + v[len(old.rstrip("/")):]
+        return v
+    return walk(value, move)
 
 
 def expand_seeds(stages):

@@ -32,15 +32,16 @@ from llm_recipes.training.packing import LAYOUTS, LayoutCollator, LayoutStats, r
 
 @dataclass
 class SFTScriptArguments(DataArguments):
-    generation_eval_dataset: str | None = field(
-        default=None, metadata={"help": "held-out prompts (`messages` ending with a user turn, optional `answer`)"})
+    generation_eval_dataset: str | None = field(default=None, metadata={
+        "result": False, "help": "held-out prompts (`messages` ending with a user turn, optional `answer`)"})
     max_new_tokens: int = 16
     on_too_long: str = field(default="truncate", metadata={
         "help": "a conversation longer than max_length: truncate (TRL keeps the start) | drop | error; counted"})
     batch_layout: str | None = field(default=None, metadata={
         "help": "padding | padding_free | packed (same examples per micro-batch, see llm_recipes/training/packing.py); unset: "
                 "TRL's own collator (packing / padding_free keys)"})
-    merge_adapter: bool = field(default=False, metadata={"help": "LoRA: also save the merged model to <output>/merged"})
+    merge_adapter: bool = field(default=False, metadata={
+        "result": False, "help": "LoRA: also save the merged model to <output>/merged"})
 
 
 ARGUMENTS = (SFTScriptArguments, SFTConfig, ModelConfig)  # the dataclasses a recipe file for this stage fills

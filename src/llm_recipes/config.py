@@ -11,6 +11,7 @@ and `{run_dir}` (the folder's recipe.yaml `run_dir`), so a copied folder (`cp -r
 its own data and writes its own outputs.
 """
 
+import copy
 import difflib
 import importlib
 import logging
@@ -19,13 +20,14 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import fields
+from types import MappingProxyType
 
 import yaml
 
 from llm_recipes.errors import RecipeError
 
 __all__ = ["RecipeError", "check_choices", "load_recipe", "load_yaml", "parse", "recipe_dict", "run", "run_plain",
-           "stage_arguments"]
+           "stage_arguments", "walk"]
 
 
 def load_yaml(path):
@@ -42,25 +44,34 @@ def load_yaml(path):
 PLACEHOLDER = re.compile(r"\{(recipe_dir|recipe_name|run_dir|seed)\}")
 
 
+def walk(value, leaf):
+    """`value` with every leaf (anything but a list or a mapping) replaced by `leaf(leaf_value)`, lists and dicts
+    rebuilt around them: the one walker over recipe values (placeholders, moved run_dirs, a run's JSON record)."""
+    if isinstance(value, list):
+        return [walk(v, leaf) for v in value]
+    if isinstance(value, Mapping):
+        return {k: walk(v, leaf) for k, v in value.items()}
+    return leaf(value)
+
+
 def fill_placeholders(value, context, where):
     """Replace {recipe_dir} / {recipe_name} / {run_dir} in every string of a recipe (lists and dicts included), and
     {seed} in a stage that runs once per seed (`seeds:` in recipe.yaml); elsewhere {seed} stays for the stage to
     expand over its `seeds` (with_seeds)."""
-    if isinstance(value, str):
-        def sub(match):
-            if match.group(1) == "seed" and "seed" not in context:
-                return match.group(0)
-            if match.group(1) not in context:
-                raise RecipeError(f"{where}: '{{{match.group(1)}}}' needs a recipe folder (a YAML file next to a "
-                                  f"recipe.yaml with run_dir); give a path instead")
-            return context[match.group(1)]
-        filled = PLACEHOLDER.sub(sub, value)
-        return os.path.normpath(filled) if filled != value and PLACEHOLDER.match(value) else filled  # a path
-    if isinstance(value, list):
-        return [fill_placeholders(v, context, where) for v in value]
-    if isinstance(value, Mapping):
-        return {k: fill_placeholders(v, context, where) for k, v in value.items()}
-    return value
+    def sub(match):
+        if match.group(1) == "seed" and "seed" not in context:
+            return match.group(0)
+        if match.group(1) not in context:
+            raise RecipeError(f"{where}: '{{{match.group(1)}}}' needs a recipe folder (a YAML file next to a "
+                              f"recipe.yaml with run_dir); give a path instead")
+        return context[match.group(1)]
+
+    def fill(text):
+        if not isinstance(text, str):
+            return text
+        filled = PLACEHOLDER.sub(sub, text)
+        return os.path.normpath(filled) if filled != text and PLACEHOLDER.match(text) else filled  # a path
+    return walk(value, fill)
 
 
 def with_seeds(value, seeds):
@@ -134,10 +145,27 @@ def _apply_env(config):
         os.environ[str(key)] = str(value)
 
 
-def parse(dataclass_types, argv=None):
-    """Command line `--config file.yaml [--key value ...]` -> dataclass instances (flags win over the file)."""
+OWN_METADATA = ("result",)  # field metadata keys of ours (run_identity reads `result`), not argparse keyword arguments
+
+
+def argument_parser(dataclass_types):
+    """transformers' HfArgumentParser for these dataclasses. It hands every key of a field's metadata to argparse, so
+    the keys that are ours (OWN_METADATA) are left out of the copy it sees."""
     from transformers import HfArgumentParser
 
+    class Parser(HfArgumentParser):
+        @staticmethod
+        def _parse_dataclass_field(parser, field):
+            if any(key in field.metadata for key in OWN_METADATA):
+                field = copy.copy(field)
+                field.metadata = MappingProxyType({k: v for k, v in field.metadata.items() if k not in OWN_METADATA})
+            HfArgumentParser._parse_dataclass_field(parser, field)
+
+    return Parser(dataclass_types)
+
+
+def parse(dataclass_types, argv=None):
+    """Command line `--config file.yaml [--key value ...]` -> dataclass instances (flags win over the file)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     config = {}
     if "--config" in argv:
@@ -147,7 +175,7 @@ def parse(dataclass_types, argv=None):
         config = check_config_file(argv[i + 1], dataclass_types)
         del argv[i:i + 2]
     _apply_env(config)
-    parser = HfArgumentParser(dataclass_types)
+    parser = argument_parser(dataclass_types)
     defaults = {**machine_defaults(dataclass_types), **config}
     for action in parser._actions:  # a key the file sets is no longer required on the command line
         if action.dest in defaults:
@@ -178,8 +206,6 @@ def load_recipe(stage, recipe=None, **overrides):
     """From Python (notebooks, tests): a stage's dataclasses from a YAML path or a dict, with keyword overrides.
     Values keep their Python types (lists of dicts, nested dicts); nothing goes through argv. An override replaces
     the recipe's value for that key."""
-    from transformers import HfArgumentParser
-
     types = stage_arguments(stage)
     if recipe is None:
         config = {}
@@ -191,7 +217,7 @@ def load_recipe(stage, recipe=None, **overrides):
     config = {**machine_defaults(types), **config, **overrides}
     _apply_env(config)
     try:
-        return tuple(HfArgumentParser(types).parse_dict(config))
+        return tuple(argument_parser(types).parse_dict(config))
     except TypeError as e:  # a required key is missing
         missing = str(e).split("missing", 1)[-1].strip()
         raise RecipeError(f"recipe: missing required key(s) {missing}") from None

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+from llm_recipes.config import walk
 from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import read_report, write_json_atomic
 
@@ -79,24 +80,18 @@ def launch(script, config_path, launcher="accelerate", accelerate_config=None, e
 def _plain(value, root=None):
     """JSON values, with paths under `root` (the run_dir) written as {run_dir}/..., so a moved run_dir still holds
     the same run."""
-    if isinstance(value, str) and root and (value == root or value.startswith(root.rstrip("/") + "/")):
-        return "{run_dir}" + value[len(root.rstrip("/")):]
-    if isinstance(value, list):
-        return [_plain(v, root) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v, root) for k, v in value.items()}
-    return json.loads(json.dumps(value, default=str))
+    def leaf(v):
+        if isinstance(v, str) and root and (v == root or v.startswith(root.rstrip("/") + "/")):
+            return "{run_dir}" + v[len(root.rstrip("/")):]
+        return json.loads(json.dumps(v, default=str))
+    return walk(value, leaf)
 
 
 def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
+    """Every string in a configuration (lists and dicts included)."""
+    found = []
+    walk(value, lambda v: found.append(v) if isinstance(v, str) else None)
+    return found
 
 
 def input_fingerprints(config, limit=64 << 20):

@@ -1,5 +1,12 @@
-"""Small pieces every training stage shares: CPU-safe defaults, resume, output-dir identity, model-directory checks
-and a NaN guard."""
+"""The lifecycle every training stage (pretrain, sft, dpo, kto, reward, rl) goes through, and the pieces it is made of:
+
+    start_stage        dry run (print the plan, load nothing), hub token, seed, choices
+    claim_output_dir   refuse another run's output_dir (run_identity), mark the stage incomplete
+    train_resuming     build the trainer, train under the NaN guard, resuming from the last checkpoint
+    finish_stage       merged LoRA model, model card, report.json (last), hub upload
+
+train_and_save is claim_output_dir + train_resuming + save for a stage that trains one model once (the TRL stages);
+scripts/pretrain.py claims its output_dir once and trains each data stage with train_resuming."""
 
 import dataclasses
 import glob
@@ -14,7 +21,8 @@ from llm_recipes.errors import RecipeError
 
 @dataclasses.dataclass
 class DataArguments:
-    """The data and safety options every TRL stage (sft, dpo, kto, ...) shares; a stage's dataclass extends it."""
+    """The data and safety options every TRL stage (sft, dpo, kto, ...) shares; a stage's dataclass extends it. A field
+    with `"result": False` in its metadata does not change what a run computes (run_identity leaves it out)."""
 
     dataset_name: str | None = dataclasses.field(default=None, metadata={
         "help": "local JSONL/Parquet file or folder, or a hub dataset id"})
@@ -26,71 +34,115 @@ class DataArguments:
     on_bad_record: str = dataclasses.field(default="error", metadata={
         "help": "error | drop (counted, with an example)"})
     allow_pickle_weights: bool = dataclasses.field(default=False, metadata={
-        "help": "load *.bin weights (can run code)"})
+        "result": False, "help": "load *.bin weights (can run code)"})
     dry_run: bool = dataclasses.field(default=False, metadata={
-        "help": "check the recipe and print the plan; load nothing"})
+        "result": False, "help": "check the recipe and print the plan; load nothing"})
 
 
-# Options that do not change what a run computes: where it writes, how often it logs or saves, how it is watched.
-# Every other option of a stage's dataclasses is part of its run identity (run_identity).
-NON_RESULT_KEYS = {
+# Options of the library dataclasses we do not own (transformers' TrainingArguments, TRL's configs and ModelConfig)
+# that do not change what a run computes: where a run writes, how often it logs, saves or evaluates, how it is
+# watched or uploaded. (save_safetensors: TrainingArguments before transformers 5.) Our own dataclasses say it in the
+# field instead: `field(..., metadata={"result": False, ...})`. Every other option is part of the run identity.
+LIBRARY_NON_RESULT_KEYS = {
     "output_dir", "logging_steps", "logging_first_step", "logging_strategy", "logging_nan_inf_filter", "log_level",
     "log_level_replica", "log_on_each_node", "disable_tqdm", "save_steps", "save_strategy", "save_total_limit",
     "save_only_model", "save_on_each_node", "save_safetensors", "report_to", "run_name", "project",
     "trackio_space_id", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo",
     "hub_always_push", "hub_revision", "eval_strategy", "eval_steps", "eval_delay", "eval_on_start",
     "per_device_eval_batch_size", "dataloader_num_workers", "dataloader_persistent_workers",
-    "dataloader_prefetch_factor", "resume_from_checkpoint", "local_rank", "ddp_timeout", "dry_run",
-    "allow_pickle_weights", "peak_tflops", "merge_adapter", "generation_eval_dataset", "judge_questions",
-    "judge_model_name_or_path", "judge_api_base", "judge_api_model", "model_card",
+    "dataloader_prefetch_factor", "resume_from_checkpoint", "local_rank", "ddp_timeout",
 }
 
 
+def changes_result(f):
+    """Whether a dataclass field changes what a run computes: its metadata's `result` (our dataclasses), else not
+    one of LIBRARY_NON_RESULT_KEYS."""
+    return f.metadata.get("result", f.name not in LIBRARY_NON_RESULT_KEYS)
+
+
 def run_identity(*configs, ignore=()):
-    """Every option that changes what a training run computes (all dataclass fields but NON_RESULT_KEYS), as JSON
-    values: resuming an output_dir is allowed only when this is unchanged (a new learning rate is a new run)."""
+    """Every option that changes what a training run computes (the init fields for which changes_result holds), as
+    JSON values: resuming an output_dir is allowed only when this is unchanged (a new learning rate is a new run)."""
     identity = {}
     for config in configs:
         for f in dataclasses.fields(config):
-            if f.init and f.name not in NON_RESULT_KEYS and f.name not in ignore:
+            if f.init and changes_result(f) and f.name not in ignore:
                 identity[f.name] = getattr(config, f.name)
     return json.loads(json.dumps(identity, default=str, sort_keys=True))
 
 
-def start_stage(args, training_args, model_args):
-    """The start every TRL stage shares. A dry run prints the plan and returns False (nothing is loaded); otherwise the
-    seed is set and what would fail after training fails now (no hub token, a bad on_bad_record), and True."""
+def start_stage(args, training_args, model_args=None, describe=None):
+    """The start every training stage shares. A dry run prints the plan and returns False (nothing is loaded): the
+    TRL stages' table (model, data, LoRA, batch, hub repository), or `describe(hub target)` for a stage that prints its
+    own plan after it. Otherwise the seed is set and what would fail after training fails now (no hub token, a bad
+    on_bad_record), and True."""
     from transformers import set_seed
 
     from llm_recipes.config import check_choices
     from llm_recipes.reporting.report import plan
 
-    push = hub_push_target(training_args)
+    push = hub_push_target(training_args)  # no token: stop now, not after training
     if args.dry_run:  # real-scale recipes: parsed and checked offline, nothing downloaded
-        print(plan(args, training_args, model_args, push))
+        print(describe(push) if describe else plan(args, training_args, model_args, push))
         return False
     set_seed(training_args.seed)
-    check_choices(args, on_bad_record=("error", "drop"))
+    if hasattr(args, "on_bad_record"):
+        check_choices(args, on_bad_record=("error", "drop"))
     return True
 
 
-def finish_stage(stage, trainer, metrics, args, training_args, model_args, start):
-    """The end every TRL stage shares (call on the main process): the merged model when LoRA and merge_adapter, a
-    model card in each saved directory, report.json written last, then the hub upload when push_to_hub is set."""
+def claim_output_dir(configs, ignore=()):
+    """Before training: refuse an output_dir that holds another run (its recorded run_identity of `configs`, the
+    `ignore` keys left out, differs), record this run's identity there, and remove a report.json so that an
+    interrupted re-run never looks complete. configs[1] is the training config (its output_dir)."""
+    from llm_recipes.reporting.report import check_output_dir, clear_report
+
+    output_dir = configs[1].output_dir
+    check_output_dir(output_dir, run_identity(*configs, ignore=ignore))
+    clear_report(output_dir)
+
+
+def train_resuming(trainer_cls, training_args, callbacks=(), **trainer_kwargs):
+    """Build the trainer (NaN guard first among the callbacks) and train it, resuming from the last checkpoint in
+    training_args.output_dir; a non-finite loss stops with one line naming the last good checkpoint. Returns
+    (trainer, train result, checkpoint resumed from or None)."""
+    output_dir = training_args.output_dir
+    guard = NaNGuard()
+    trainer = trainer_cls(args=training_args, callbacks=[guard, *callbacks], **trainer_kwargs)
+    checkpoint = last_checkpoint(output_dir)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    guard.check(output_dir)
+    return trainer, result, checkpoint
+
+
+def trained_on(args):
+    """The data a stage trained on, for its model card: dataset_name, a dataset_mixture's paths and the sources of
+    pretraining's data_stages."""
+    stages = getattr(args, "data_stages", None) or []
+    return [getattr(args, "dataset_name", None), *(m["path"] for m in getattr(args, "dataset_mixture", None) or []),
+            *(s.get("dataset_name") or src["path"] for s in stages for src in (s.get("datasets") or [s]))]
+
+
+def finish_stage(stage, trainer, metrics, args, training_args, model_args=None, start=None):
+    """The end every training stage shares (call on the main process, after the model is saved): the merged model
+    when LoRA and merge_adapter, a model card in each saved directory, report.json written last, then the hub upload
+    when push_to_hub is set. Without TRL's ModelConfig (pretraining) the base model is args.model_name_or_path;
+    `start` (time.time() at the start) gives the report's wall_time_s."""
     import time
 
     from llm_recipes.reporting.model_card import write_model_card
     from llm_recipes.reporting.report import markdown_table, write_report
 
     saved = [training_args.output_dir]
-    if model_args.use_peft and getattr(args, "merge_adapter", False):
+    if model_args is not None and model_args.use_peft and getattr(args, "merge_adapter", False):
         saved.append(os.path.join(training_args.output_dir, "merged"))
         save_merged(trainer.model, trainer.processing_class, saved[-1])
     print(markdown_table(["metric", "value"], [(k, v) for k, v in metrics.items() if not isinstance(v, list)]))
-    data = [getattr(args, "dataset_name", None), *(m["path"] for m in getattr(args, "dataset_mixture", None) or [])]
+    configs = tuple(c for c in (args, training_args, model_args) if c is not None)
     for out in saved:
-        write_model_card(out, stage, metrics, (args, training_args, model_args), model_args.model_name_or_path, data)
-    report = write_report(training_args.output_dir, stage, metrics, wall_time_s=time.time() - start)
+        write_model_card(out, stage, metrics, configs, (model_args or args).model_name_or_path, trained_on(args))
+    report = write_report(training_args.output_dir, stage, metrics,
+                          wall_time_s=None if start is None else time.time() - start)
     push_to_hub(trainer)
     return report
 
@@ -249,22 +301,14 @@ def save_merged(model, tokenizer, output_dir):
 
 
 def train_and_save(trainer_cls, configs, **trainer_kwargs):
-    """The run every TRL stage shares, from its (script args, training config, ModelConfig): refuse another run's
-    output_dir (run_identity), mark the stage incomplete, build the trainer (LoRA from TRL's get_peft_config), train
-    (resuming from the last checkpoint) under the NaN guard, and save. Returns (trainer, result, checkpoint resumed)."""
+    """The run of a stage that trains one model once (the TRL stages), from its (script args, training config,
+    ModelConfig): claim_output_dir, train_resuming (LoRA from TRL's get_peft_config) and save. Returns (trainer,
+    result, checkpoint resumed from)."""
     from trl import get_peft_config
 
-    from llm_recipes.reporting.report import check_output_dir, clear_report
-
     training_args, model_args = configs[1], configs[2]
-    output_dir = training_args.output_dir
-    check_output_dir(output_dir, run_identity(*configs))
     trainer_kwargs.setdefault("peft_config", get_peft_config(model_args))
-    clear_report(output_dir)
-    guard = NaNGuard()
-    trainer = trainer_cls(args=training_args, callbacks=[guard, *trainer_kwargs.pop("callbacks", [])], **trainer_kwargs)
-    checkpoint = last_checkpoint(output_dir)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    guard.check(output_dir)
-    trainer.save_model(output_dir)
+    claim_output_dir(configs)
+    trainer, result, checkpoint = train_resuming(trainer_cls, training_args, **trainer_kwargs)
+    trainer.save_model(training_args.output_dir)
     return trainer, result, checkpoint
