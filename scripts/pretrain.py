@@ -22,10 +22,8 @@ from transformers import TrainingArguments
 
 from llm_recipes.config import parse, run
 from llm_recipes.errors import RecipeError
-from llm_recipes.evaluation.eos_probe import recall_target
 from llm_recipes.reporting.model_card import write_model_card
 from llm_recipes.reporting.report import check_output_dir, clear_report, loss_summary, markdown_table, write_report
-from llm_recipes.training.blocks import characters_per_token, stage_blocks
 from llm_recipes.training.common import (
     NaNGuard,
     hub_push_target,
@@ -52,6 +50,8 @@ from llm_recipes.training.pretraining import (
     check_shape,
     stage_training_args,
 )
+from llm_recipes.training.recall_target import recall_target
+from llm_recipes.training.token_blocks import characters_per_token, stage_blocks
 from llm_recipes.training.token_selection import check_token_selection, selection_summary
 from llm_recipes.training.ul2 import UL2Collator, add_missing_tokens, check_objective, required_tokens, ul2_summary
 

@@ -12,7 +12,7 @@ from llm_recipes.config import load_recipe
 from llm_recipes.copy_world import probe_item
 from llm_recipes.errors import RecipeError
 from llm_recipes.scripts import probe_eos, sft, verdict
-from llm_recipes.training.packing import LayoutCollator
+from llm_recipes.training.batch_layouts import LayoutCollator
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 RECIPE = os.path.join(REPO, "recipes", "packing-vs-padding")
