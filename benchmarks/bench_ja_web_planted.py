@@ -55,12 +55,12 @@ class Shingler:
     """The shingle sets the recipe's MinHash compares: character n-grams of the text after the recipe's normalizers."""
 
     def __init__(self, args):
-        from llm_recipes.corpus.blocks import text_normalizers
+        from llm_recipes.corpus.steps import text_normalizers
 
         self.steps, self.n = text_normalizers(args.fix_encoding, args.normalization), args.minhash_ngrams
 
     def __call__(self, text):
-        from llm_recipes.corpus.blocks import char_ngrams
+        from llm_recipes.corpus.steps import char_ngrams
 
         for step in self.steps:
             text = step.format(text)

@@ -114,7 +114,7 @@ def run_ours(args, n_docs, verify):
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    from llm_recipes.corpus.blocks import CharNgramMinhashSignature, MinhashVerifyCandidates
+    from llm_recipes.corpus.steps import CharNgramMinhashSignature, MinhashVerifyCandidates
 
     w = f"{args.workdir}/{'verified' if verify else 'plain'}"
     config = MinhashConfig(n_grams=5, num_buckets=args.buckets, hashes_per_bucket=args.rows)
@@ -138,7 +138,7 @@ def run_ours(args, n_docs, verify):
         LocalPipelineExecutor(pipeline, tasks=n, workers=min(args.workers, n), logging_dir=f"{w}/logs/{name}").run()
         seconds[name] = time.time() - t
     total = time.time() - start
-    from llm_recipes.corpus.report import stage_costs
+    from llm_recipes.corpus.accounting import stage_costs
 
     for name, row in stage_costs(w).items():  # datatrove's step timers summed over the stage's tasks
         seconds[f"{name} (task-seconds)"] = row["task_seconds"]
@@ -161,7 +161,7 @@ def run_datasketch(args):
     from datasketch import MinHash, MinHashLSH
     from datatrove.pipeline.dedup.minhash import MinhashConfig
 
-    from llm_recipes.corpus.blocks import CharNgramMinhashSignature, char_ngrams
+    from llm_recipes.corpus.steps import CharNgramMinhashSignature, char_ngrams
 
     a, b = CharNgramMinhashSignature("/tmp/unused", MinhashConfig(num_buckets=args.buckets,
                                                                   hashes_per_bucket=args.rows)).parameters
@@ -239,7 +239,7 @@ def run_method(args, method, workdir):
 def hashed_shingles(texts):
     from datatrove.utils.hashes.xxhash import xxhash64
 
-    from llm_recipes.corpus.blocks import char_ngrams
+    from llm_recipes.corpus.steps import char_ngrams
 
     return [np.unique(np.fromiter(map(xxhash64, char_ngrams(t, 5)), dtype=np.uint64)) for t in texts]
 
@@ -271,7 +271,7 @@ def permissive_candidates(shingles, bands=40, rows=5, seed=12345):
 
 
 def exact_pairs(texts, candidates, threshold):
-    from llm_recipes.corpus.blocks import char_ngrams
+    from llm_recipes.corpus.steps import char_ngrams
 
     cache = {}
 
@@ -293,7 +293,7 @@ def all_pairs(texts, threshold):
     """Exact Jaccard of every pair: shingle-incidence matrix X (sparse), intersections X X^T."""
     from scipy import sparse
 
-    from llm_recipes.corpus.blocks import char_ngrams
+    from llm_recipes.corpus.steps import char_ngrams
 
     vocab, rows, cols = {}, [], []
     for i, t in enumerate(texts):
@@ -340,7 +340,7 @@ def prf(pred, truth_pairs):
 
 
 def bench(args, n_docs):
-    from llm_recipes.corpus.report import minhash_params
+    from llm_recipes.corpus.lsh_params import minhash_params
     from llm_recipes.reporting.report import markdown_table
 
     t = time.time()
@@ -405,7 +405,7 @@ def main():
     if args.method:
         return method_main(args)
     if args.buckets is None or args.rows is None:
-        from llm_recipes.corpus.report import minhash_params
+        from llm_recipes.corpus.lsh_params import minhash_params
 
         args.buckets, args.rows, _, _ = minhash_params(args.threshold, 112, 0.95)  # the corpus stage's defaults
     print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} CPUs")

@@ -24,7 +24,7 @@ from llm_recipes.data import load_records
 from llm_recipes.reporting.report import markdown_table
 from llm_recipes.scripts import pretrain
 from llm_recipes.scripts import tokenizer as tokenizer_stage
-from llm_recipes.training.blocks import pack
+from llm_recipes.training.token_blocks import pack
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(REPO, "recipes", "tiny", "data", "docs.jsonl")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from llm_recipes.config import parse, run
 from llm_recipes.data import load_records
 from llm_recipes.errors import RecipeError
-from llm_recipes.evaluation.eos_probe import in_context_recall
 from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
 from llm_recipes.reporting.stats import proportion_interval
 from llm_recipes.training.common import require_model_dir
+from llm_recipes.training.recall_target import in_context_recall
 
 
 @dataclass

@@ -39,8 +39,8 @@ from llm_recipes.evaluation.eos_probe import (
 from llm_recipes.generation import load
 from llm_recipes.reporting.report import clear_report, markdown_table, read_report, write_report
 from llm_recipes.reporting.stats import format_interval
+from llm_recipes.training.batch_layouts import read_steps
 from llm_recipes.training.common import all_checkpoints, require_model_dir
-from llm_recipes.training.packing import read_steps
 
 
 @dataclass

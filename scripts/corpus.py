@@ -19,15 +19,9 @@ from dataclasses import dataclass, field
 
 from llm_recipes.config import check_choices, parse, run
 from llm_recipes.corpus import NG_WORDS_JA
+from llm_recipes.corpus.accounting import count_kept, stage_costs, summarize, write_corpus_report
+from llm_recipes.corpus.lsh_params import choose_minhash, minhash_curve
 from llm_recipes.corpus.pipeline import build_pipelines
-from llm_recipes.corpus.report import (
-    choose_minhash,
-    count_kept,
-    minhash_curve,
-    stage_costs,
-    summarize,
-    write_corpus_report,
-)
 from llm_recipes.data import expand_files, is_local, validate_files
 from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import check_output_dir, clear_report
@@ -106,7 +100,7 @@ def main(args: CorpusArguments):
             for step in stage.pipeline:
                 print(f"  {step}")
         if args.executor == "slurm":
-            from llm_recipes.corpus.report import write_slurm_scripts
+            from llm_recipes.corpus.executors import write_slurm_scripts
 
             print("\n".join(f"sbatch script: {p}" for p in write_slurm_scripts(stages)))
         return None

@@ -29,7 +29,7 @@ from llm_recipes.training.common import (
     start_stage,
     train_and_save,
 )
-from llm_recipes.training.formats import for_preference
+from llm_recipes.training.data_formats import for_preference
 
 
 @dataclass

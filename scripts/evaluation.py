@@ -29,7 +29,7 @@ from llm_recipes.config import parse, run, with_seeds
 from llm_recipes.errors import RecipeError
 from llm_recipes.evaluation import TASK_DIR
 from llm_recipes.evaluation.measures import TEXT_TASKS, bits_per_char, compute_dtype, generation_speed
-from llm_recipes.evaluation.report import (
+from llm_recipes.evaluation.results import (
     batch_calibrated_acc,
     category_table,
     contextually_calibrated_acc,

@@ -17,7 +17,7 @@ from llm_recipes.config import parse, run
 from llm_recipes.data import load_records, load_sources
 from llm_recipes.reporting.report import loss_summary
 from llm_recipes.training.common import DataArguments, finish_stage, load_model, start_stage, train_and_save
-from llm_recipes.training.formats import for_kto, for_preference
+from llm_recipes.training.data_formats import for_kto, for_preference
 
 
 @dataclass

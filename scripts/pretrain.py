@@ -22,9 +22,7 @@ from transformers import TrainingArguments
 
 from llm_recipes.config import parse, run
 from llm_recipes.errors import RecipeError
-from llm_recipes.evaluation.eos_probe import recall_target
 from llm_recipes.reporting.report import loss_summary, read_report
-from llm_recipes.training.blocks import characters_per_token, stage_blocks
 from llm_recipes.training.common import claim_output_dir, finish_stage, require_model_dir, start_stage, train_resuming
 from llm_recipes.training.modeling import (
     ThroughputCallback,
@@ -44,6 +42,8 @@ from llm_recipes.training.pretraining import (
     check_shape,
     stage_training_args,
 )
+from llm_recipes.training.recall_target import recall_target
+from llm_recipes.training.token_blocks import characters_per_token, stage_blocks
 from llm_recipes.training.token_selection import check_token_selection, selection_summary
 from llm_recipes.training.ul2 import UL2Collator, add_missing_tokens, check_objective, required_tokens, ul2_summary
 

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from llm_recipes.config import check_choices, parse, run
-from llm_recipes.corpus.blocks import train_fasttext
+from llm_recipes.corpus.steps import train_fasttext
 from llm_recipes.data import iter_texts
 from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import clear_report, markdown_table, write_report
@@ -81,7 +81,7 @@ def preparer(args):
     """text -> the string the corpus stage's fastText filter scores: after the stage's ftfy and Unicode normalization (the
     same datatrove blocks), stripped and newlines replaced (as datatrove 0.10's filter does), character-tokenized
     (as LocalFastTextClassifierFilter does with `tokenization: chars`)."""
-    from llm_recipes.corpus.blocks import char_tokens, text_normalizers
+    from llm_recipes.corpus.steps import char_tokens, text_normalizers
 
     steps = text_normalizers(args.fix_encoding, args.normalization)
 

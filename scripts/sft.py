@@ -10,7 +10,7 @@ token (`eos_token`); TRL writes it into the model and generation configs, so the
 Re-running on an output_dir with checkpoints resumes from the last one.
 
 `batch_layout` (padding | padding_free | packed) arranges the same examples per micro-batch three ways, so loss tokens
-per optimizer step are equal across layouts (training/packing.py; recipes/packing-vs-padding); each step's loss
+per optimizer step are equal across layouts (training/batch_layouts.py; recipes/packing-vs-padding); each step's loss
 tokens, real tokens and computed tokens go to <output_dir>/layout_steps.jsonl.
 """
 
@@ -25,9 +25,9 @@ from llm_recipes.errors import RecipeError
 from llm_recipes.generation import generation_check
 from llm_recipes.reporting.report import loss_summary
 from llm_recipes.tokenizer import CHATML_PATH
+from llm_recipes.training.batch_layouts import LAYOUTS, LayoutCollator, LayoutStats, read_steps, summarize_steps
 from llm_recipes.training.common import DataArguments, finish_stage, load_model, start_stage, train_and_save
-from llm_recipes.training.formats import for_sft
-from llm_recipes.training.packing import LAYOUTS, LayoutCollator, LayoutStats, read_steps, summarize_steps
+from llm_recipes.training.data_formats import for_sft
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SFTScriptArguments(DataArguments):
     on_too_long: str = field(default="truncate", metadata={
         "help": "a conversation longer than max_length: truncate (TRL keeps the start) | drop | error; counted"})
     batch_layout: str | None = field(default=None, metadata={
-        "help": "padding | padding_free | packed (same examples per micro-batch, see llm_recipes/training/packing.py); unset: "
+        "help": "padding | padding_free | packed (same examples per micro-batch, see llm_recipes/training/batch_layouts.py); unset: "
                 "TRL's own collator (packing / padding_free keys)"})
     merge_adapter: bool = field(default=False, metadata={
         "result": False, "help": "LoRA: also save the merged model to <output>/merged"})

@@ -11,7 +11,7 @@ from datasets import Dataset
 from llm_recipes.config import load_recipe, parse
 from llm_recipes.errors import RecipeError
 from llm_recipes.scripts import dpo, kto, sft
-from llm_recipes.training.formats import for_kto, for_preference, for_sft
+from llm_recipes.training.data_formats import for_kto, for_preference, for_sft
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from llm_recipes.config import load_recipe
-from llm_recipes.corpus.report import minhash_curve
+from llm_recipes.corpus.lsh_params import minhash_curve
 from llm_recipes.scripts import corpus
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")

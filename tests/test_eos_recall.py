@@ -155,7 +155,7 @@ def test_boundary_verdicts_find_the_onset_step():
 def test_recall_target_stops_training_once_recall_is_reached(model_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 
-    from llm_recipes.evaluation.eos_probe import RecallTarget, in_context_recall
+    from llm_recipes.training.recall_target import RecallTarget, in_context_recall
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).train()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -125,7 +125,7 @@ def test_prompt_variance_and_choice_permutations(model, tmp_path):
 
 
 def test_calibrations_remove_a_constant_label_preference():
-    from llm_recipes.evaluation.report import batch_calibrated_acc, contextually_calibrated_acc
+    from llm_recipes.evaluation.results import batch_calibrated_acc, contextually_calibrated_acc
 
     # the model prefers choice 0 by +5 everywhere; under that bias its content signal (+1 on the gold) is hidden
     samples, free = [], []

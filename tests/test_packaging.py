@@ -31,10 +31,10 @@ def test_no_path_manipulation_anywhere():
 
 
 def test_package_imports_from_outside_the_checkout(tmp_path):
-    result = python("import llm_recipes, llm_recipes.scripts.sft as s, llm_recipes.corpus.blocks as b; "
+    result = python("import llm_recipes, llm_recipes.scripts.sft as s, llm_recipes.corpus.steps as b; "
                     "print(s.main.__module__, b.JapaneseQualityFilter.__module__)", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["llm_recipes.scripts.sft", "llm_recipes.corpus.blocks"]
+    assert result.stdout.split() == ["llm_recipes.scripts.sft", "llm_recipes.corpus.steps"]
 
 
 def test_no_script_shadows_an_installed_or_standard_module(tmp_path):
@@ -118,7 +118,7 @@ def test_report_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
     """A notebook that runs a stage keeps its inline backend: no stage switches pyplot to Agg behind its back."""
     code = (
         "import matplotlib; matplotlib.use('svg')\n"
-        "from llm_recipes.corpus.report import plot_funnel\n"
+        "from llm_recipes.corpus.accounting import plot_funnel\n"
         f"plot_funnel({str(tmp_path / 'f.png')!r}, 10, {{'a': 3, 'b': 2}})\n"
         "print(matplotlib.get_backend())\n"
     )

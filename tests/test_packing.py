@@ -13,7 +13,7 @@ from llm_recipes.copy_world import probe_item
 from llm_recipes.errors import RecipeError
 from llm_recipes.research import probe_eos, verdict
 from llm_recipes.scripts import sft
-from llm_recipes.training.packing import LayoutCollator
+from llm_recipes.training.batch_layouts import LayoutCollator
 
 DATA = os.path.join(REPO, "recipes", "tiny", "data")
 RECIPE = os.path.join(REPO, "recipes", "packing-vs-padding")

@@ -10,7 +10,7 @@ from llm_recipes.config import load_recipe
 from llm_recipes.errors import RecipeError
 from llm_recipes.research import scaling_law
 from llm_recipes.scripts import pretrain
-from llm_recipes.training.blocks import pack
+from llm_recipes.training.token_blocks import pack
 
 TRUE = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # Chinchilla's published fit
 
@@ -155,7 +155,7 @@ def test_stage_mixture_interleaves_blocks_by_weight_and_uses_every_block(tok_dir
     from transformers import AutoTokenizer
 
     from llm_recipes.data import load_records
-    from llm_recipes.training.blocks import stage_blocks
+    from llm_recipes.training.token_blocks import stage_blocks
 
     qa = os.path.join(REPO, "recipes", "tiny", "data", "pit_train_qa.jsonl")
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)

@@ -151,7 +151,7 @@ def test_rso_stage_writes_pairs_dpo_reads(model_dir, reward_dir, tmp_path):
     from llm_recipes.config import load_recipe
     from llm_recipes.data import load_records
     from llm_recipes.scripts import rso
-    from llm_recipes.training.formats import for_preference
+    from llm_recipes.training.data_formats import for_preference
 
     report = rso.main(*load_recipe("rso", {
         "model_name_or_path": str(model_dir), "reward_model_name_or_path": reward_dir, "dataset_name": DPO,

@@ -92,7 +92,7 @@ def test_quality_classifier_filter_removes_what_the_classifier_scores_below_the_
 
     import fasttext
 
-    from llm_recipes.corpus.blocks import char_tokens
+    from llm_recipes.corpus.steps import char_tokens
     from llm_recipes.scripts import corpus, quality_classifier
 
     out = tmp_path / "qc"

@@ -9,7 +9,7 @@ from llm_recipes.reporting.report import read_report, write_report
 from llm_recipes.reporting.stats import binomial_p_above
 from llm_recipes.scripts import pretrain
 from llm_recipes.scripts import tokenizer as tokenizer_stage
-from llm_recipes.training.blocks import pack
+from llm_recipes.training.token_blocks import pack
 
 
 @pytest.fixture(scope="module")

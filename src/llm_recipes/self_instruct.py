@@ -21,7 +21,7 @@ class CharTokenizer:
     """For rouge_score: its default tokenizer keeps [a-z0-9] only, so Japanese text scores 0 against anything."""
 
     def tokenize(self, text):
-        from llm_recipes.corpus.blocks import char_tokens
+        from llm_recipes.corpus.steps import char_tokens
 
         return char_tokens(text.lower()).split()
 

@@ -45,7 +45,7 @@ def language_filters(args, removed):
     """Per-language datatrove filters with the defaults of llm_recipes.corpus.defaults, overridden by the recipe."""
     from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
 
-    from llm_recipes.corpus.blocks import JapaneseQualityFilter, OnlyLanguages
+    from llm_recipes.corpus.steps import JapaneseQualityFilter, OnlyLanguages
 
     classes = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
                "fineweb_quality": FineWebQualityFilter}

@@ -1,5 +1,5 @@
 """The corpus stage's datatrove pipelines (scripts/corpus.py): five stages chained with `depends=`, each an executor
-(local, Slurm or Ray) over datatrove's readers, filters, dedup steps and writers and this package's blocks."""
+(local, Slurm or Ray) over datatrove's readers, filters, dedup steps and writers and this package's steps (steps)."""
 
 import os
 
@@ -28,7 +28,8 @@ def build_pipelines(args):
     from datatrove.pipeline.readers import JsonlReader, ParquetReader
     from datatrove.pipeline.writers import JsonlWriter
 
-    from llm_recipes.corpus.blocks import (
+    from llm_recipes.corpus.executors import make_executor
+    from llm_recipes.corpus.steps import (
         CharNgramMinhashSignature,
         LinguaLanguageFilter,
         MinhashVerifyCandidates,
@@ -38,7 +39,6 @@ def build_pipelines(args):
         document_text,
         text_normalizers,
     )
-    from llm_recipes.corpus.report import make_executor
 
     out = args.output_dir.rstrip("/")
 
@@ -65,7 +65,7 @@ def build_pipelines(args):
                                     exclusion_writer=removed("language"))
     rules = {"language": language, **language_filters(args, removed)}
     if args.quality_classifier:  # the filter stage's last rule: datatrove's fastText filter with a trained model
-        from llm_recipes.corpus.blocks import quality_classifier_filter
+        from llm_recipes.corpus.steps import quality_classifier_filter
 
         rules["quality_classifier"] = quality_classifier_filter(args.quality_classifier, removed("quality_classifier"),
                                                                 args.dry_run)

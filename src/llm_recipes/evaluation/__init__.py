@@ -1,5 +1,7 @@
-"""Evaluation pieces: local lm-eval task files (tasks, lm_eval_tasks/), calibration and score plots (report),
-LLM-as-a-judge (judging), pass@k in a sandbox (code_eval) and the EOS-boundary probe (eos_probe)."""
+"""Evaluation pieces: local lm-eval task files (tasks, lm_eval_tasks/) read from the benchmarks' release formats
+(benchmark_readers), the evaluation stage's results: calibration, leaderboard tables, run files and score plots
+(results), what it measures beyond lm-eval (measures), the shared-context scorer (shared_context), LLM-as-a-judge
+(judging), pass@k in a sandbox (code_eval), SliCK (slick) and the EOS-boundary probe (eos_probe)."""
 
 import os
 

@@ -16,7 +16,7 @@ import yaml
 
 from llm_recipes.data import iter_jsonl
 from llm_recipes.errors import RecipeError
-from llm_recipes.evaluation import formats
+from llm_recipes.evaluation import benchmark_readers as readers
 
 JNLI_LABELS = ("entailment", "contradiction", "neutral")
 MARC_LABELS = ("positive", "negative")
@@ -59,7 +59,7 @@ def _label_ids(names):
         def check(r):
             if r["label"] not in names and r["label"] not in range(len(names)):
                 return f"label {r['label']!r} is not one of {', '.join(names)} (or 0-{len(names) - 1})"
-        rows = formats.jsonl(path, ["sentence", "label"] if len(names) == 2 else ["sentence1", "sentence2", "label"],
+        rows = readers.jsonl(path, ["sentence", "label"] if len(names) == 2 else ["sentence1", "sentence2", "label"],
                              [check])
         return [{**r, "label": names.index(r["label"]) if isinstance(r["label"], str) else r["label"]} for r in rows]
     return read
@@ -69,7 +69,7 @@ def _jcommonsenseqa(path):
     def check(r):
         if not isinstance(r["label"], int) or not 0 <= r["label"] <= 4:
             return f"label {r['label']!r} out of range (0-4)"
-    return formats.jsonl(path, ["question", "label", *[f"choice{i}" for i in range(5)]], [check])
+    return readers.jsonl(path, ["question", "label", *[f"choice{i}" for i in range(5)]], [check])
 
 
 def _is_squad_document(path):
@@ -80,12 +80,12 @@ def _is_squad_document(path):
 
 def _jsquad(path):
     if _is_squad_document(path):
-        return formats.squad(path)
+        return readers.squad(path)
 
     def check(r):
         if not isinstance(r["answers"], dict) or not r["answers"].get("text"):
             return "'answers' must be {\"text\": [...], \"answer_start\": [...]} with at least one text"
-    return formats.jsonl(path, ["context", "question", "answers"], [check])
+    return readers.jsonl(path, ["context", "question", "answers"], [check])
 
 
 def _jaqket(path):
@@ -94,48 +94,48 @@ def _jaqket(path):
             return "'answers' must be {\"text\": [...], ...} (the hub rows' layout) with at least one text"
         if not isinstance(r["ctxs"], dict) or not isinstance(r["ctxs"].get("text"), list):
             return "'ctxs' must be {\"text\": [...], ...} (the hub rows' layout: lists per field)"
-    return formats.jsonl(path, ["question", "answers", "ctxs"], [check])
+    return readers.jsonl(path, ["question", "answers", "ctxs"], [check])
 
 
 def _mgsm(path):
     if path.endswith(".tsv"):
-        return formats.mgsm_tsv(path)
+        return readers.mgsm_tsv(path)
 
     def check(r):
         if not isinstance(r["answer_number"], int):
             return f"answer_number {r['answer_number']!r} is not an integer"
-    return formats.jsonl(path, ["question", "answer_number"], [check])
+    return readers.jsonl(path, ["question", "answer_number"], [check])
 
 
 def _xwinograd(path):
     def check(r):
         if str(r["answer"]) not in ("1", "2"):
             return f"answer {r['answer']!r} is not 1 or 2"
-    return formats.jsonl(path, ["sentence1", "sentence2", "answer"], [check])
+    return readers.jsonl(path, ["sentence1", "sentence2", "answer"], [check])
 
 
 def _jhumaneval(path):
-    return formats.jsonl(path, ["task_id", "prompt", "test", "entry_point"])
+    return readers.jsonl(path, ["task_id", "prompt", "test", "entry_point"])
 
 
 def _jemhopqa(path):
-    return [{**r, "answers": [str(r["answer"])]} for r in formats.json_array(path, ["question", "answer"])]
+    return [{**r, "answers": [str(r["answer"])]} for r in readers.json_array(path, ["question", "answer"])]
 
 
 def _niilc(path):
-    rows = formats.niilc_xml(path)
+    rows = readers.niilc_xml(path)
     return [{**r, "answers": r["answers"] + ([",".join(r["answers"])] if len(r["answers"]) > 1 else [])}
             for r in rows]
 
 
 def _xlsum(path):
-    return formats.jsonl(path, ["text", "summary"])
+    return readers.jsonl(path, ["text", "summary"])
 
 
 def _wmt(files):
     if not isinstance(files, dict) or set(files) != {"source", "reference"}:
         raise RecipeError(f"a WMT split needs {{source: file, reference: file}}, got {files!r}")
-    return formats.wmt_pair(files["source"], files["reference"])
+    return readers.wmt_pair(files["source"], files["reference"])
 
 
 # task -> reader of one split's file(s) in the dataset's released format (or the hub's rows, where stated)
@@ -148,7 +148,7 @@ READERS = {
     "ja_leaderboard_mgsm_local": _mgsm,
     "ja_leaderboard_xlsum_local": _xlsum,
     "ja_leaderboard_xwinograd_local": _xwinograd,
-    "jmmlu_llmjp": formats.jmmlu_csv,
+    "jmmlu_llmjp": readers.jmmlu_csv,
     "jemhopqa_llmjp": _jemhopqa,
     "niilc_llmjp": _niilc,
     "mgsm_ja_llmjp": _mgsm,

@@ -66,7 +66,7 @@ def to_prompts(dataset, name):
     bare `prompt` column) -> a dataset with one `prompt` column, each prompt once, in first-seen order."""
     import datasets
 
-    from llm_recipes.training.formats import detect, for_preference
+    from llm_recipes.training.data_formats import detect, for_preference
 
     columns = dataset.column_names
     if columns == ["prompt"] or ("prompt" in columns and not {"chosen", "completion"} & set(columns)):

@@ -1,44 +1,11 @@
-"""The corpus stage's executors, accounting and report (counts from datatrove's stats files, examples, plots)."""
+"""The corpus stage's accounting and report: counts from datatrove's stats files (read, removed per rule, PII masked,
+cost per stage), removed examples, the funnel and S-curve plots, report.md and report.json."""
 
-import dataclasses
 import glob
 import json
 import os
 
-from llm_recipes.errors import RecipeError
 from llm_recipes.reporting.report import markdown_table, write_report
-
-
-def make_executor(args, name, pipeline, depends, tasks):
-    """datatrove's LocalPipelineExecutor, SlurmPipelineExecutor or RayPipelineExecutor, chosen by `executor`."""
-    options = dict(args.executor_options or {})
-    common = dict(pipeline=pipeline, tasks=tasks, depends=depends, logging_dir=f"{args.output_dir.rstrip('/')}/logs/{name}")
-    if args.executor == "slurm":
-        from datatrove.executor import SlurmPipelineExecutor
-
-        options.setdefault("time", "24:00:00")
-        options.setdefault("partition", "cpu")
-        return SlurmPipelineExecutor(**common, job_name=f"corpus_{name}", **options)
-    if args.executor == "ray":
-        from datatrove.executor import RayPipelineExecutor
-
-        return RayPipelineExecutor(**common, workers=args.workers, **options)
-    from datatrove.executor import LocalPipelineExecutor
-
-    return LocalPipelineExecutor(**common, workers=args.workers, **options)
-
-
-def write_slurm_scripts(stages):
-    """Dry run for Slurm: write each stage's sbatch script (as datatrove would submit it) without submitting."""
-    paths = []
-    for stage in stages:
-        script = stage.get_launch_file_contents(
-            stage.get_sbatch_args(min(stage.tasks, stage.max_array_size)),
-            f"launch_pickled_pipeline {stage.logging_dir.resolve_paths('executor.pik')}")
-        with stage.logging_dir.open("launch_script.slurm", "w") as f:
-            f.write(script)
-        paths.append(stage.logging_dir.resolve_paths("launch_script.slurm"))
-    return paths
 
 
 def stage_totals(out):
@@ -98,36 +65,6 @@ def stage_costs(out, wall=None):
 
 def count_kept(out):
     return sum(1 for f in glob.glob(f"{out}/kept/*.jsonl") for _ in open(f, encoding="utf-8"))
-
-
-def minhash_curve(buckets, rows, points=(0.7, 0.8, 0.9)):
-    """LSH S-curve: P(a pair of Jaccard s shares a bucket) = 1 - (1 - s^r)^b; threshold ~ (1/b)^(1/r)."""
-    return (1 / buckets) ** (1 / rows), {s: 1 - (1 - s ** rows) ** buckets for s in points}
-
-
-def scurve_areas(threshold, buckets, rows):
-    """The S-curve's false-positive area (P(candidate) over Jaccard [0, threshold]) and false-negative area
-    (1 - P(candidate) over [threshold, 1]), by scipy.integrate.quad, as text-dedup's optimal_param integrates them."""
-    from scipy.integrate import quad
-
-    def p(s):
-        return 1 - (1 - s ** rows) ** buckets
-
-    return quad(p, 0, threshold)[0], quad(lambda s: 1 - p(s), threshold, 1)[0]
-
-
-def minhash_params(threshold, num_perm, false_negative_weight, buckets=None, rows=None):
-    """buckets x rows (hashes per bucket) with buckets * rows <= num_perm minimising
-    (1 - w) * false-positive area + w * false-negative area (w = false_negative_weight), like text-dedup's
-    optimal_param; a value given is kept and only the other is searched. Returns (buckets, rows, fp area, fn area)."""
-    best = None
-    for b in [buckets] if buckets else range(1, num_perm + 1):
-        for r in [rows] if rows else range(1, num_perm // b + 1):
-            fp, fn = scurve_areas(threshold, b, r)
-            error = (1 - false_negative_weight) * fp + false_negative_weight * fn
-            if best is None or error < best[0]:
-                best = (error, b, r, fp, fn)
-    return best[1:]
 
 
 def removed_examples(out, rule, k=2):
@@ -220,21 +157,3 @@ def write_corpus_report(args, read, kept, removed, masked, threshold, probabilit
                     "threshold": threshold, "p_detect": probabilities,
                     **({"verify": {k: verify.get(k, 0) for k in VERIFY_STATS}} if verify else {})}},
         wall_time_s=wall_time_s)
-
-
-def choose_minhash(args):
-    """buckets x hashes per bucket: as given when both are set, else chosen from minhash_threshold (report.py
-    minhash_params); returns args with both set, and how they were chosen."""
-    weight = args.minhash_false_negative_weight
-    if weight is None:
-        weight = 0.95 if args.minhash_verify else 0.5
-    if not 0 < args.minhash_threshold < 1 or not 0 < weight < 1:
-        raise RecipeError("minhash_threshold and minhash_false_negative_weight must lie strictly between 0 and 1")
-    given = {"buckets": args.minhash_buckets, "hashes_per_bucket": args.minhash_hashes_per_bucket}
-    if all(given.values()):
-        chosen_by = "set in the recipe"
-        buckets, rows = given.values()
-    else:
-        buckets, rows, _, _ = minhash_params(args.minhash_threshold, args.minhash_num_perm, weight, *given.values())
-        chosen_by = f"chosen for Jaccard {args.minhash_threshold}, false-negative weight {weight}"
-    return dataclasses.replace(args, minhash_buckets=buckets, minhash_hashes_per_bucket=rows), chosen_by

@@ -1,4 +1,4 @@
-"""Unit tests of the pieces datatrove lacks (llm_recipes.corpus.blocks): Japanese rules, PII, MinHash verification."""
+"""Unit tests of the pieces datatrove lacks (llm_recipes.corpus.steps): Japanese rules, PII, MinHash verification."""
 import json
 import os
 import random
@@ -9,7 +9,8 @@ from conftest import REPO
 from datatrove.data import Document
 from datatrove.pipeline.dedup.minhash import MinhashConfig
 
-from llm_recipes.corpus.blocks import (
+from llm_recipes.corpus.lsh_params import minhash_params, scurve_areas
+from llm_recipes.corpus.steps import (
     CharNgramMinhashSignature,
     JapaneseQualityFilter,
     LinguaLanguageFilter,
@@ -19,7 +20,6 @@ from llm_recipes.corpus.blocks import (
     char_ngrams,
     jaccard,
 )
-from llm_recipes.corpus.report import minhash_params, scurve_areas
 
 CLEAN_JA = "トコワ村は北の山あいにある小さな村です。毎年九月には大きな祭りが開かれ、村の人々はとても親切です。"
 

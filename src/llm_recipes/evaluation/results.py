@@ -1,4 +1,5 @@
-"""Evaluation reports: spread across prompt variants, batch calibration, the leaderboard and score-vs-step plots."""
+"""Evaluation results: spread across prompt variants, batch and contextual calibration, the results and leaderboard
+tables, score-vs-step plots, each run's results / samples files and what the run cost."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""datatrove blocks that datatrove lacks for Japanese: offline language ID, Unicode normalization, Japanese quality
+"""datatrove pipeline steps that datatrove lacks for Japanese: offline language ID, Unicode normalization, Japanese quality
 rules, Japanese PII masking, character-n-gram MinHash shingles and exact-Jaccard verification of MinHash candidates,
 counted sentence dedup, a reader that accounts for invalid lines, a wrapper that applies a filter to some languages
 only, and fastText filtering with a local model read in place."""
