@@ -157,7 +157,7 @@ def main(argv=None):
         t0 = time.time()
         if report is None:
             print(f"\n=== run {i + 1}/{len(runs)}: {run_name}", flush=True)
-            code = launch(script_path(script), config_path, launcher, accelerate_config,
+            code = launch(script_path(script, folder), config_path, launcher, accelerate_config,
                           env={"LLM_RECIPE": f"{args.sweep} (point {run_name})"})
             if code != 0:
                 raise RecipeError(f"sweep point '{run_name}' failed with exit code {code} (its message is above)")

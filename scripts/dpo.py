@@ -103,7 +103,7 @@ def main(args: DPOScriptArguments, training_args: DPOConfig, model_args: ModelCo
                                                            in e]), **reward_metrics(trainer, eval_dataset)}
     if args.generation_eval_dataset:
         prompts = load_records(args.generation_eval_dataset, required_keys=["messages"])
-        metrics.update(generation_check(trainer.model, tokenizer, prompts, args.max_new_tokens))
+        metrics.update(generation_check(trainer.model, tokenizer, prompts, args.max_new_tokens, training_args.bf16))
     if args.judge_questions:
         metrics.update(judge_against_start(args, training_args.output_dir, model_args.model_name_or_path))
     return finish_stage("dpo", trainer, metrics, args, training_args, model_args, start)

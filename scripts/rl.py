@@ -107,7 +107,8 @@ def main(args: RLScriptArguments, training_args: RLOOConfig, model_args: ModelCo
     training_args.eval_on_start = eval_dataset is not None  # held-out reward and KL (0) of the SFT policy
     generation = load_records(args.generation_eval_dataset, required_keys=["messages"]) \
         if args.generation_eval_dataset else None
-    before = generation_check(model, tokenizer, generation, args.max_new_tokens) if generation else {}
+    before = generation_check(model, tokenizer, generation, args.max_new_tokens, training_args.bf16) \
+        if generation else {}
 
     trainer, result, checkpoint = train_and_save(RLOOTrainer, (args, training_args, model_args), model=model,
                                                  reward_funcs=reward_model, reward_processing_classes=reward_tokenizer,
@@ -119,7 +120,7 @@ def main(args: RLScriptArguments, training_args: RLOOConfig, model_args: ModelCo
                "trainer": "RLOOTrainer", "beta": training_args.beta, "num_generations": training_args.num_generations,
                "lora": model_args.use_peft, **rl_metrics(trainer, eval_dataset, args.reward_model_name_or_path)}
     if generation:
-        after = generation_check(trainer.model, tokenizer, generation, args.max_new_tokens)
+        after = generation_check(trainer.model, tokenizer, generation, args.max_new_tokens, training_args.bf16)
         metrics.update({f"{k}_before": before.get(k) for k in ("stops_at_eos", "generation_accuracy")})
         metrics.update({k: after.get(k) for k in ("generation_prompts", "stops_at_eos", "generation_accuracy",
                                                    "samples")})

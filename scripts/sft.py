@@ -108,7 +108,8 @@ def main(args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelCo
         metrics["loss_tokens_per_step"] = [r["loss_tokens"] for r in steps]  # all steps, resumed or not
     if args.generation_eval_dataset:
         prompts = load_records(args.generation_eval_dataset, required_keys=["messages"])
-        metrics.update(generation_check(trainer.model, trainer.processing_class, prompts, args.max_new_tokens))
+        metrics.update(generation_check(trainer.model, trainer.processing_class, prompts, args.max_new_tokens,
+                                        training_args.bf16))
     return finish_stage("sft", trainer, metrics, args, training_args, model_args, start)
 
 

@@ -72,10 +72,13 @@ def test_import_equals_the_gguf_model_and_keeps_template_eos_and_card(imported, 
     # a fresh process loads it as a plain Hugging Face model and answers in chat, stopping at the end of its turn
     code = ("from llm_recipes.generation import generate, load\n"
             f"m, t = load({str(out)!r})\n"
-            "g = generate(m, t, [[{'role': 'user', 'content': 'What is the capital of France?'}]], 24)[0][0]\n"
-            "print(g.stopped, g.text)")
+            "q = [[{'role': 'user', 'content': 'What is the capital of France?'}]]\n"
+            "g, h = generate(m, t, q, 24)[0][0], generate(m, t, q, 24, bf16=True)[0][0]\n"
+            "print(g.stopped, g.text)\n"
+            "print(h.stopped, h.text)")  # bf16 autocast, as the SFT/DPO EOS check runs after bf16 training
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert run.stdout.startswith("True") and "Paris" in run.stdout, run.stdout + run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert len(lines) == 2 and all(x.startswith("True") and "Paris" in x for x in lines), run.stdout + run.stderr[-2000:]
 
 
 def test_expansion_adds_merges_keeps_english_and_initialises_rows_as_means(imported, expanded):

@@ -13,7 +13,6 @@ its own data and writes its own outputs.
 
 import copy
 import difflib
-import importlib
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from types import MappingProxyType
 import yaml
 
 from llm_recipes.errors import RecipeError
+from llm_recipes.stage_scripts import script_module
 
 __all__ = ["RecipeError", "check_choices", "load_recipe", "load_yaml", "parse", "recipe_dict", "run", "run_plain",
            "stage_arguments", "walk"]
@@ -190,15 +190,7 @@ def parse(dataclass_types, argv=None):
 def stage_arguments(stage):
     """A script name ('sft', 'verdict'), a script module or a tuple of dataclasses -> that stage's dataclasses."""
     if isinstance(stage, str):
-        for package in ("llm_recipes.scripts", "llm_recipes.research"):
-            try:
-                stage = importlib.import_module(f"{package}.{stage}")
-                break
-            except ModuleNotFoundError as e:
-                if e.name != f"{package}.{stage}":
-                    raise
-        else:
-            raise RecipeError(f"stage '{stage}': no such script in llm_recipes.scripts or llm_recipes.research")
+        stage = script_module(stage)
     return tuple(getattr(stage, "ARGUMENTS", stage))
 
 
