@@ -22,8 +22,9 @@ def stage_module(script, folder=None):
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: os.path.basename(os.path.dirname(p)))
 def test_recipe_stages_parse(recipe, tmp_path):
-    """Each stage resolves as run_recipe resolves it (placeholders, set: keys, another run_dir) and parses; its
-    output_dir lies under run_dir and it reads no other recipe folder's files by a path from the working directory."""
+    """Each stage resolves as run_recipe resolves it (placeholders, set: keys, another run_dir, and each of the
+    recipe's `variants:`) and parses; its output_dir lies under run_dir and it reads no other recipe folder's files by
+    a path from the working directory."""
     from llm_recipes.scripts import run_recipe
 
     spec = yaml.safe_load(open(recipe, encoding="utf-8"))
@@ -31,9 +32,13 @@ def test_recipe_stages_parse(recipe, tmp_path):
     folder = os.path.dirname(recipe)
     run_dir = str(tmp_path / "run")
     context = recipe_context(folder, run_dir)
-    for stage in run_recipe.expand_seeds(spec["stages"]):  # a stage with `seeds:` resolves once per seed
+    stages = run_recipe.expand_seeds(spec["stages"])  # a stage with `seeds:` resolves once per seed
+    names = list(dict.fromkeys(n for s in stages for n in (s["group"], s["name"])))
+    variants = [{}] + [run_recipe.parse_overrides(run_recipe.variant_overrides(spec, recipe, v, context), names)
+                       for v in spec.get("variants") or {}]
+    for stage, overrides in [(s, o) for o in variants for s in stages]:
         module = stage_module(stage["script"], folder)
-        path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], {})
+        path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], overrides)
         parsed = parse(module.ARGUMENTS, ["--config", path])
         assert len(parsed) == len(module.ARGUMENTS)
         assert config["output_dir"].startswith(run_dir + os.sep), (stage["name"], config["output_dir"])
