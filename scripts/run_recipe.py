@@ -99,6 +99,21 @@ def yaml_text(value):
     return text.removesuffix("\n...\n").strip()
 
 
+def stage_names(stages):
+    """Every name --stages / --set accept: each seeded stage's group (`cpt`) and each stage (`cpt-s2`)."""
+    return list(dict.fromkeys(n for s in stages for n in (s["group"], s["name"])))
+
+
+def recipe_overrides(recipe, recipe_file, variant, sets, context):
+    """{stage: {key: value}} from a variant's keys (if one is named) and --set items; --set wins."""
+    names = stage_names(recipe["stages"])
+    items = variant_overrides(recipe, recipe_file, variant, context) if variant else []
+    overrides = parse_overrides(items, names, where=f"{recipe_file}: variant '{variant}':")
+    for stage, keys in parse_overrides(sets, names).items():
+        overrides.setdefault(stage, {}).update(keys)
+    return overrides
+
+
 def variant_run_dir(recipe_dir, variant):
     """Where a variant runs by default: the recipe's run_dir with -<variant> (outputs/{recipe_name}-<variant>)."""
     return f"{recipe_context(recipe_dir)['run_dir']}-{variant}"
@@ -121,13 +136,10 @@ def main(argv=None):
     if not isinstance(recipe, dict) or not recipe.get("stages") or not recipe.get("run_dir"):
         raise RecipeError(f"{recipe_file}: needs run_dir and a list of stages")
     recipe["stages"] = expand_seeds(recipe["stages"])
-    names = list(dict.fromkeys(n for s in recipe["stages"] for n in (s["group"], s["name"])))
+    names = stage_names(recipe["stages"])
     chosen = args.run_dir or (variant_run_dir(args.recipe_dir, args.variant) if args.variant else None)
     context = recipe_context(args.recipe_dir, chosen)
-    variant_items = variant_overrides(recipe, recipe_file, args.variant, context) if args.variant else []
-    overrides = parse_overrides(variant_items, names, where=f"{recipe_file}: variant '{args.variant}':")
-    for stage, keys in parse_overrides(args.set, names).items():  # --set wins over the variant's keys
-        overrides.setdefault(stage, {}).update(keys)
+    overrides = recipe_overrides(recipe, recipe_file, args.variant, args.set, context)
     selected = args.stages.split(",") if args.stages else names
     unknown = [s for s in selected if s not in names]
     if unknown:

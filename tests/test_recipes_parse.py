@@ -32,10 +32,8 @@ def test_recipe_stages_parse(recipe, tmp_path):
     folder = os.path.dirname(recipe)
     run_dir = str(tmp_path / "run")
     context = recipe_context(folder, run_dir)
-    stages = run_recipe.expand_seeds(spec["stages"])  # a stage with `seeds:` resolves once per seed
-    names = list(dict.fromkeys(n for s in stages for n in (s["group"], s["name"])))
-    variants = [{}] + [run_recipe.parse_overrides(run_recipe.variant_overrides(spec, recipe, v, context), names)
-                       for v in spec.get("variants") or {}]
+    stages = spec["stages"] = run_recipe.expand_seeds(spec["stages"])  # a seeded stage resolves once per seed
+    variants = [run_recipe.recipe_overrides(spec, recipe, v, [], context) for v in [None, *(spec.get("variants") or {})]]
     for stage, overrides in [(s, o) for o in variants for s in stages]:
         module = stage_module(stage["script"], folder)
         path, config = run_recipe.resolve(folder, stage, context, recipe_context(folder)["run_dir"], overrides)
